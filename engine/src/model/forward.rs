@@ -1,0 +1,240 @@
+//! The encoder: embeddings, projection to hidden, and the shared layer(s) iterated
+//! `num_hidden_layers` times, as transformers' `AlbertModel` computes them.
+
+use super::scratch::{Plan, Work};
+use super::weights::{Layer, Linear, Matrix, Norm};
+use super::{Inputs, Model};
+use crate::config::ModelConfig;
+use crate::error::Error;
+use crate::kernels::scalar;
+use crate::ops;
+
+/// The encoder's output (`last_hidden_state`), living in the caller's scratch, plus the
+/// scratch the heads still need.
+pub struct Encoded<'s> {
+    pub(crate) hidden: &'s mut [f32],
+    pub(crate) work: Work<'s>,
+    batch: usize,
+    seq_len: usize,
+    hidden_size: usize,
+}
+
+impl Encoded<'_> {
+    /// `batch × seq_len × hidden_size`, row-major: transformers' `last_hidden_state`.
+    pub fn last_hidden_state(&self) -> &[f32] {
+        self.hidden
+    }
+
+    /// The hidden state of token `pos` of sequence `b`.
+    pub fn token(&self, b: usize, pos: usize) -> &[f32] {
+        let h = self.hidden_size;
+        let at = (b * self.seq_len + pos) * h;
+        &self.hidden[at..at + h]
+    }
+
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    pub fn seq_len(&self) -> usize {
+        self.seq_len
+    }
+
+    pub fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+}
+
+/// `y[m×n] = x[m×k] Wᵀ + b`. For int8 weights the rows of `x` are quantized per token
+/// into `work.qx` and multiplied exactly in i32 (`FORMAT.md`, "Quantization").
+pub(crate) fn linear(x: &[f32], m: usize, lin: &Linear<'_>, y: &mut [f32], work: &mut Work<'_>) {
+    let (n, k) = (lin.w.rows, lin.w.cols);
+    match lin.w.m {
+        Matrix::F32(w) => scalar::gemm_f32(m, n, k, x, w, y),
+        Matrix::F16(_) => {
+            // Convert one weight row at a time, then use it for every token.
+            let wrow = &mut work.wrow[..k];
+            for j in 0..n {
+                lin.w.row_into(j, wrow);
+                for r in 0..m {
+                    y[r * n + j] = scalar::dot_f32(&x[r * k..(r + 1) * k], wrow);
+                }
+            }
+        }
+        Matrix::I8 { q, scales } => {
+            let qx = &mut work.qx[..m * k];
+            for r in 0..m {
+                work.qs[r] = ops::quantize_row(&x[r * k..(r + 1) * k], &mut qx[r * k..(r + 1) * k]);
+            }
+            let acc = &mut work.acc[..n];
+            for r in 0..m {
+                scalar::gemm_i8_i32(1, n, k, &qx[r * k..(r + 1) * k], q, acc);
+                let t = work.qs[r];
+                for ((o, &a), &s) in y[r * n..(r + 1) * n].iter_mut().zip(acc.iter()).zip(scales) {
+                    *o = t * s * a as f32;
+                }
+            }
+        }
+    }
+    for row in y[..m * n].chunks_exact_mut(n) {
+        row.iter_mut().zip(lin.b).for_each(|(o, b)| *o += b);
+    }
+}
+
+fn norm_rows(x: &mut [f32], width: usize, norm: &Norm<'_>, eps: f32) {
+    for row in x.chunks_exact_mut(width) {
+        ops::layer_norm(row, norm.gamma, norm.beta, eps);
+    }
+}
+
+impl Model<'_> {
+    /// Checks ids, type ids and mask against the config.
+    fn check_inputs(&self, inp: &Inputs<'_>) -> Result<(), Error> {
+        let c = self.config();
+        let t = inp.batch.checked_mul(inp.seq_len).ok_or(Error::BadInput {
+            what: "batch × seq_len",
+            index: 0,
+            value: u64::MAX,
+            limit: usize::MAX as u64,
+        })?;
+        if inp.seq_len == 0 || inp.batch == 0 {
+            return Err(Error::BadInput { what: "sequence length and batch (empty input)", index: 0, value: 0, limit: 1 });
+        }
+        if inp.seq_len > c.max_position_embeddings as usize {
+            return Err(Error::BadInput {
+                what: "sequence length (max_position_embeddings + 1)",
+                index: 0,
+                value: inp.seq_len as u64,
+                limit: c.max_position_embeddings as u64 + 1,
+            });
+        }
+        let lens = [
+            ("input_ids length", Some(inp.input_ids.len())),
+            ("token_type_ids length", inp.token_type_ids.map(<[u32]>::len)),
+            ("attention_mask length", inp.attention_mask.map(<[u32]>::len)),
+        ];
+        for (what, len) in lens {
+            if let Some(len) = len.filter(|&l| l != t) {
+                return Err(Error::BadInput { what, index: 0, value: len as u64, limit: t as u64 + 1 });
+            }
+        }
+        if let Some((i, &id)) = inp.input_ids.iter().enumerate().find(|&(_, &id)| id >= c.vocab_size) {
+            return Err(Error::BadInput { what: "token id", index: i, value: id as u64, limit: c.vocab_size as u64 });
+        }
+        if let Some(tt) = inp.token_type_ids
+            && let Some((i, &v)) = tt.iter().enumerate().find(|&(_, &v)| v >= c.type_vocab_size)
+        {
+            return Err(Error::BadInput { what: "token type id", index: i, value: v as u64, limit: c.type_vocab_size as u64 });
+        }
+        if let Some(m) = inp.attention_mask
+            && let Some((i, &v)) = m.iter().enumerate().find(|&(_, &v)| v > 1)
+        {
+            return Err(Error::BadInput { what: "attention mask value", index: i, value: v as u64, limit: 2 });
+        }
+        Ok(())
+    }
+
+    /// Runs the encoder over a batch, writing everything into `scratch`.
+    ///
+    /// `scratch` must be at least [`Model::scratch_bytes`]`(inputs.seq_len, inputs.batch)`
+    /// long. Nothing is allocated.
+    pub fn encode<'s>(&self, inputs: &Inputs<'_>, scratch: &'s mut [u8]) -> Result<Encoded<'s>, Error> {
+        self.check_inputs(inputs)?;
+        let c: ModelConfig = *self.config();
+        let (b, s) = (inputs.batch, inputs.seq_len);
+        let plan = Plan::new(&c, s, b);
+        let r = plan.carve(&c, s, scratch)?;
+        let t = plan.tokens;
+        let (e, h) = (c.embedding_size as usize, c.hidden_size as usize);
+        let w = &self.weights;
+        let eps = c.layer_norm_eps;
+        let mut work = r.work;
+
+        // Embeddings: word + token type + position, then LayerNorm (AlbertEmbeddings).
+        for (tok, row) in r.emb.chunks_exact_mut(e).enumerate() {
+            w.word.row_into(inputs.input_ids[tok] as usize, row);
+            let tt = inputs.token_type_ids.map_or(0, |v| v[tok]) as usize;
+            w.token_type.add_row_into(tt, row);
+            w.position.add_row_into(tok % s, row);
+        }
+        norm_rows(r.emb, e, &w.emb_norm, eps);
+        linear(r.emb, t, &w.mapping_in, r.hidden, &mut work);
+
+        let inner = c.inner_group_num as usize;
+        for it in 0..c.num_hidden_layers {
+            let g = ModelConfig::group_of_iteration(it, c.num_hidden_layers, c.num_hidden_groups);
+            for layer in &w.layers[g * inner..(g + 1) * inner] {
+                let bufs = LayerBufs {
+                    attn: &mut *r.attn,
+                    q: &mut *r.q,
+                    k: &mut *r.k,
+                    v: &mut *r.v,
+                    ctx: &mut *r.ctx,
+                    ffn: &mut *r.ffn,
+                    probs: &mut *r.probs,
+                };
+                layer_forward(&c, layer, inputs, r.hidden, bufs, &mut work);
+            }
+        }
+        Ok(Encoded { hidden: r.hidden, work, batch: b, seq_len: s, hidden_size: h })
+    }
+}
+
+struct LayerBufs<'x> {
+    attn: &'x mut [f32],
+    q: &'x mut [f32],
+    k: &'x mut [f32],
+    v: &'x mut [f32],
+    ctx: &'x mut [f32],
+    ffn: &'x mut [f32],
+    probs: &'x mut [f32],
+}
+
+/// One `AlbertLayer`: attention with residual and LayerNorm, then FFN with residual and
+/// LayerNorm. Updates `hidden` in place.
+fn layer_forward(c: &ModelConfig, l: &Layer<'_>, inp: &Inputs<'_>, hidden: &mut [f32], x: LayerBufs<'_>, work: &mut Work<'_>) {
+    let (b, s) = (inp.batch, inp.seq_len);
+    let t = b * s;
+    let h = c.hidden_size as usize;
+    let nh = c.num_attention_heads as usize;
+    let d = c.head_dim();
+    let scale = 1.0 / libm::sqrtf(d as f32);
+
+    linear(hidden, t, &l.query, x.q, work);
+    linear(hidden, t, &l.key, x.k, work);
+    linear(hidden, t, &l.value, x.v, work);
+
+    for bi in 0..b {
+        let base = bi * s;
+        for head in 0..nh {
+            let col = head * d;
+            for i in 0..s {
+                let qi = &x.q[(base + i) * h + col..][..d];
+                for j in 0..s {
+                    let kj = &x.k[(base + j) * h + col..][..d];
+                    let masked = inp.attention_mask.is_some_and(|m| m[base + j] == 0);
+                    // transformers adds finfo(float32).min where the mask is 0.
+                    x.probs[j] = scalar::dot_f32(qi, kj) * scale + if masked { f32::MIN } else { 0.0 };
+                }
+                ops::softmax(&mut x.probs[..s]);
+                let out = &mut x.ctx[(base + i) * h + col..][..d];
+                out.fill(0.0);
+                for j in 0..s {
+                    let p = x.probs[j];
+                    let vj = &x.v[(base + j) * h + col..][..d];
+                    out.iter_mut().zip(vj).for_each(|(o, &v)| *o += p * v);
+                }
+            }
+        }
+    }
+
+    linear(x.ctx, t, &l.dense, x.attn, work);
+    x.attn.iter_mut().zip(hidden.iter()).for_each(|(a, &hv)| *a += hv);
+    norm_rows(x.attn, h, &l.attn_norm, c.layer_norm_eps);
+
+    linear(x.attn, t, &l.ffn, x.ffn, work);
+    ops::activate(x.ffn, c.hidden_act);
+    linear(x.ffn, t, &l.ffn_output, hidden, work);
+    hidden.iter_mut().zip(x.attn.iter()).for_each(|(hv, &a)| *hv += a);
+    norm_rows(hidden, h, &l.out_norm, c.layer_norm_eps);
+}

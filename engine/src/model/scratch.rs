@@ -1,0 +1,115 @@
+//! Caller-provided working memory: how much a forward pass needs and how it is carved.
+
+use crate::config::{Heads, ModelConfig};
+use crate::error::Error;
+
+/// Element counts of every scratch region for `batch` sequences of `seq` tokens.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Plan {
+    pub tokens: usize,
+    f32s: usize,
+    i32s: usize,
+    i8s: usize,
+}
+
+impl Plan {
+    pub fn new(c: &ModelConfig, seq: usize, batch: usize) -> Plan {
+        let (e, h, i) = (c.embedding_size as usize, c.hidden_size as usize, c.intermediate_size as usize);
+        let t = seq.saturating_mul(batch);
+        let max_k = e.max(h).max(i);
+        let mut max_n = max_k.max(2).max(c.num_labels as usize);
+        if c.heads.has(Heads::MLM) {
+            max_n = max_n.max(c.vocab_size as usize);
+        }
+        // hidden, attention out, q, k, v, context: T×H each; FFN: T×I; embeddings: T×E;
+        // attention probabilities: one row of S; per-token activation scales: T;
+        // a dequantized weight row: max K; head temporaries: H + E.
+        let f32s = t
+            .saturating_mul(6 * h + i + e + 1)
+            .saturating_add(seq + max_k + h + e);
+        Plan { tokens: t, f32s, i32s: max_n, i8s: t.saturating_mul(max_k) }
+    }
+
+    /// Bytes the caller must provide (with slack to align the start).
+    pub fn bytes(&self) -> usize {
+        self.words().saturating_mul(4).saturating_add(4)
+    }
+
+    /// 4-byte words the regions fill once aligned.
+    fn words(&self) -> usize {
+        self.f32s.saturating_add(self.i32s).saturating_add(self.i8s.div_ceil(4))
+    }
+}
+
+/// The scratch regions that outlive the encoder (used by the heads).
+pub(crate) struct Work<'s> {
+    /// Quantized activations, up to T × max K.
+    pub qx: &'s mut [i8],
+    /// Per-token activation scales.
+    pub qs: &'s mut [f32],
+    /// One row of i32 accumulators (max N).
+    pub acc: &'s mut [i32],
+    /// One dequantized weight row (max K).
+    pub wrow: &'s mut [f32],
+    /// Head temporaries.
+    pub th: &'s mut [f32],
+    pub te: &'s mut [f32],
+}
+
+/// All regions of one forward pass.
+pub(crate) struct Regions<'s> {
+    pub hidden: &'s mut [f32],
+    pub attn: &'s mut [f32],
+    pub q: &'s mut [f32],
+    pub k: &'s mut [f32],
+    pub v: &'s mut [f32],
+    pub ctx: &'s mut [f32],
+    pub ffn: &'s mut [f32],
+    pub emb: &'s mut [f32],
+    pub probs: &'s mut [f32],
+    pub work: Work<'s>,
+}
+
+fn take<'s, T>(buf: &mut &'s mut [T], n: usize) -> &'s mut [T] {
+    let (a, b) = core::mem::take(buf).split_at_mut(n);
+    *buf = b;
+    a
+}
+
+impl Plan {
+    /// Splits `bytes` into typed regions; errors when it is too small.
+    pub fn carve<'s>(&self, c: &ModelConfig, seq: usize, bytes: &'s mut [u8]) -> Result<Regions<'s>, Error> {
+        let found = bytes.len();
+        let needed = self.bytes();
+        if found < needed {
+            return Err(Error::ScratchTooSmall { needed, found });
+        }
+        let (e, h, i) = (c.embedding_size as usize, c.hidden_size as usize, c.intermediate_size as usize);
+        let t = self.tokens;
+        let max_k = e.max(h).max(i);
+        // Align to 4 for f32/i32; at most 3 bytes lost, covered by the slack.
+        let (_, body, _) = bytemuck::pod_align_to_mut::<u8, f32>(bytes);
+        let mut floats: &mut [f32] = body;
+        if floats.len() < self.words() {
+            return Err(Error::ScratchTooSmall { needed, found });
+        }
+        let hidden = take(&mut floats, t * h);
+        let attn = take(&mut floats, t * h);
+        let q = take(&mut floats, t * h);
+        let k = take(&mut floats, t * h);
+        let v = take(&mut floats, t * h);
+        let ctx = take(&mut floats, t * h);
+        let ffn = take(&mut floats, t * i);
+        let emb = take(&mut floats, t * e);
+        let probs = take(&mut floats, seq);
+        let qs = take(&mut floats, t);
+        let wrow = take(&mut floats, max_k);
+        let th = take(&mut floats, h);
+        let te = take(&mut floats, e);
+        let acc_f = take(&mut floats, self.i32s);
+        let acc: &mut [i32] = bytemuck::cast_slice_mut(acc_f);
+        let rest: &mut [u8] = bytemuck::cast_slice_mut(floats);
+        let qx: &mut [i8] = bytemuck::cast_slice_mut(&mut rest[..self.i8s]);
+        Ok(Regions { hidden, attn, q, k, v, ctx, ffn, emb, probs, work: Work { qx, qs, acc, wrow, th, te } })
+    }
+}

@@ -1,0 +1,1 @@
+//! albert-tools library
