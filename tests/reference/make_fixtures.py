@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 import os
 import random
 import shutil
@@ -121,6 +122,17 @@ FIXTURE_SPECS = [
         config=base_config(vocab_size=200, embedding_size=16, hidden_size=32, intermediate_size=64,
                            max_position_embeddings=32, num_hidden_layers=5, num_hidden_groups=2,
                            inner_group_num=1, hidden_act="gelu_new"),
+    ),
+    # 7 layers over 3 groups: transformers' int(i / (7 / 3)) gives groups 0,0,0,1,1,2,2, which
+    # differs from the plausible-looking i // ceil(7 / 3) = 0,0,0,1,1,1,2 (for 5 layers / 2
+    # groups the two formulas agree, so groups_uneven alone cannot tell them apart).
+    dict(
+        name="groups_uneven_7x3",
+        cls=AlbertModel,
+        seed=1011,
+        config=base_config(vocab_size=200, embedding_size=16, hidden_size=32, intermediate_size=64,
+                           max_position_embeddings=32, num_hidden_layers=7, num_hidden_groups=3,
+                           inner_group_num=2, hidden_act="gelu_new"),
     ),
     dict(
         name="seq_cls_relu",
@@ -485,7 +497,127 @@ def generate_fixture(spec: dict) -> dict:
         for out_name in case["outputs"]:
             np.testing.assert_array_equal(outs[out_name], tensors[f"{case['name']}/{out_name}"])
 
-    return dict(name=name, cls=cls.__name__, cases=len(cases), attn=attn_impl, dir=out_dir)
+    np_err = numpy_reference_check(out_dir)
+    return dict(name=name, cls=cls.__name__, cases=len(cases), attn=attn_impl, dir=out_dir, np_err=np_err)
+
+
+# --------------------------------------------------------------------------------------
+# Independent float64 NumPy re-implementation, reading only the files written to disk
+# (config.json + model.safetensors + goldens.json).  It proves the fixture on disk is
+# self-sufficient (tied / dropped weights, group mapping, activations, masking) and
+# documents the maths the Rust engine has to reproduce.
+# --------------------------------------------------------------------------------------
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+NP_ACT = {
+    "gelu": lambda x: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0))),
+    "gelu_new": lambda x: 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3))),
+    "relu": lambda x: np.maximum(x, 0.0),
+}
+
+
+def np_layer_norm(x, w, b, eps):
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * w + b
+
+
+def np_softmax(x):
+    x = x - x.max(-1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(-1, keepdims=True)
+
+
+def np_forward(fixture_dir: Path, case: dict) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    cfg = json.loads((fixture_dir / "config.json").read_text())
+    arch = cfg["architectures"][0]
+    w = {k: v.astype(np.float64) for k, v in load_file(str(fixture_dir / "model.safetensors")).items()}
+    pre = "" if arch == "AlbertModel" else "albert."
+    eps = cfg["layer_norm_eps"]
+    act = NP_ACT[cfg["hidden_act"]]
+
+    def lin(x, name):
+        return x @ w[name + ".weight"].T + w[name + ".bias"]
+
+    ids = np.array(case["input_ids"])
+    mask = np.array(case["attention_mask"])
+    tts = np.array(case["token_type_ids"])
+    seq = ids.shape[-1]
+    ids, mask, tts = ids.reshape(-1, seq), mask.reshape(-1, seq), tts.reshape(-1, seq)
+
+    e = pre + "embeddings."
+    x = (w[e + "word_embeddings.weight"][ids] + w[e + "token_type_embeddings.weight"][tts]
+         + w[e + "position_embeddings.weight"][np.arange(seq)][None])
+    x = np_layer_norm(x, w[e + "LayerNorm.weight"], w[e + "LayerNorm.bias"], eps)
+    h = lin(x, pre + "encoder.embedding_hidden_mapping_in")
+
+    n_heads = cfg["num_attention_heads"]
+    dh = cfg["hidden_size"] // n_heads
+    bias = np.where(mask[:, None, None, :] == 1, 0.0, -1e30)
+    n_layers, n_groups = cfg["num_hidden_layers"], cfg["num_hidden_groups"]
+    for i in range(n_layers):
+        g = int(i / (n_layers / n_groups))
+        for j in range(cfg["inner_group_num"]):
+            p = f"{pre}encoder.albert_layer_groups.{g}.albert_layers.{j}."
+            b_, s_ = h.shape[:2]
+
+            def split(t):
+                return t.reshape(b_, s_, n_heads, dh).transpose(0, 2, 1, 3)
+
+            q, k, v = (split(lin(h, p + "attention." + n)) for n in ("query", "key", "value"))
+            probs = np_softmax(q @ k.transpose(0, 1, 3, 2) / math.sqrt(dh) + bias)
+            ctx = (probs @ v).transpose(0, 2, 1, 3).reshape(b_, s_, -1)
+            a = np_layer_norm(h + lin(ctx, p + "attention.dense"), w[p + "attention.LayerNorm.weight"],
+                              w[p + "attention.LayerNorm.bias"], eps)
+            f = lin(act(lin(a, p + "ffn")), p + "ffn_output")
+            h = np_layer_norm(f + a, w[p + "full_layer_layer_norm.weight"], w[p + "full_layer_layer_norm.bias"], eps)
+
+    out = {"last_hidden_state": h}
+    pooled = np.tanh(lin(h[:, 0], pre + "pooler")) if pre + "pooler.weight" in w else None
+    if arch == "AlbertModel":
+        out["pooler_output"] = pooled
+    if "predictions.bias" in w:
+        # decoder.weight is tied to the word embeddings and decoder.bias to predictions.bias:
+        # both are dropped by save_pretrained.
+        assert "predictions.decoder.weight" not in w and "predictions.decoder.bias" not in w
+        m = np_layer_norm(act(lin(h, "predictions.dense")), w["predictions.LayerNorm.weight"],
+                          w["predictions.LayerNorm.bias"], eps)
+        mlm = m @ w[pre + "embeddings.word_embeddings.weight"].T + w["predictions.bias"]
+        out["prediction_logits" if arch == "AlbertForPreTraining" else "logits"] = mlm
+    if arch == "AlbertForPreTraining":
+        out["sop_logits"] = lin(pooled, "sop_classifier.classifier")
+    elif arch == "AlbertForSequenceClassification":
+        out["logits"] = lin(pooled, "classifier")
+    elif arch == "AlbertForTokenClassification":
+        out["logits"] = lin(h, "classifier")
+    elif arch == "AlbertForQuestionAnswering":
+        qa = lin(h, "qa_outputs")
+        out["start_logits"], out["end_logits"] = qa[..., 0], qa[..., 1]
+    elif arch == "AlbertForMultipleChoice":
+        out["logits"] = lin(pooled, "classifier").reshape(len(case["input_ids"]), -1)
+    return out
+
+
+def numpy_reference_check(fixture_dir: Path) -> float:
+    """Returns the largest |numpy - golden| over all outputs of all cases."""
+    from safetensors.numpy import load_file
+
+    goldens = json.loads((fixture_dir / "goldens.json").read_text())
+    tensors = load_file(str(fixture_dir / "goldens.safetensors"))
+    assert len(tensors) == sum(len(c["outputs"]) for c in goldens["cases"])
+    worst = 0.0
+    for case in goldens["cases"]:
+        ref = np_forward(fixture_dir, case)
+        for name in case["outputs"]:
+            gold = tensors[f"{case['name']}/{name}"]
+            assert ref[name].shape == gold.shape, (fixture_dir.name, case["name"], name, ref[name].shape, gold.shape)
+            err = float(np.abs(ref[name] - gold).max())
+            assert err < 1e-3, f"{fixture_dir.name}/{case['name']}/{name}: numpy vs torch max abs diff {err}"
+            worst = max(worst, err)
+    return worst
 
 
 def dir_size(p: Path) -> int:
@@ -509,12 +641,12 @@ def main() -> int:
     print(f"transformers {transformers.__version__}, torch {torch.__version__}, numpy {np.__version__}, "
           f"safetensors {safetensors.__version__}")
     print(f"{'fixture':<18} {'model class':<34} {'attn':<6} {'cases':>5} "
-          f"{'model.safetensors':>18} {'goldens.safetensors':>20} {'goldens.json':>13} {'total':>9}")
+          f"{'model.safetensors':>18} {'goldens.safetensors':>20} {'goldens.json':>13} {'total':>9} {'numpy max|err|':>15}")
     for s in summaries:
         d = s["dir"]
         print(f"{s['name']:<18} {s['cls']:<34} {s['attn']:<6} {s['cases']:>5} "
               f"{(d / 'model.safetensors').stat().st_size:>18} {(d / 'goldens.safetensors').stat().st_size:>20} "
-              f"{(d / 'goldens.json').stat().st_size:>13} {dir_size(d):>9}")
+              f"{(d / 'goldens.json').stat().st_size:>13} {dir_size(d):>9} {s['np_err']:>15.2e}")
     total = dir_size(FIXTURES)
     print(f"total size of {FIXTURES.relative_to(REPO_ROOT)}: {total} bytes ({total / 1024 / 1024:.2f} MiB)")
 

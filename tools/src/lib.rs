@@ -1,1 +1,6 @@
-//! albert-tools library
+//! Host-side library behind the `quantize` and `albert` binaries: reading Hugging Face
+//! checkpoints, packing them into `.albq` blobs, and writing files atomically.
+
+pub mod checkpoint;
+pub mod pack;
+pub mod write;
