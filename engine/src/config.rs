@@ -241,11 +241,7 @@ impl ModelConfig {
         ];
         for (field, v) in dims {
             if v == 0 || v > MAX_DIM {
-                return Err(Error::BadConfig {
-                    field,
-                    value: v as u64,
-                    detail: "must be between 1 and 2^20",
-                });
+                return Err(Error::BadConfig { field, value: v as u64, detail: "must be between 1 and 2^20" });
             }
         }
         if self.hidden_size % self.num_attention_heads != 0 {
@@ -276,10 +272,8 @@ impl ModelConfig {
                 detail: "unknown head bits set",
             });
         }
-        let cls = [Heads::SEQ_CLS, Heads::TOKEN_CLS, Heads::MULTIPLE_CHOICE]
-            .iter()
-            .filter(|&&b| self.heads.has(b))
-            .count();
+        let cls =
+            [Heads::SEQ_CLS, Heads::TOKEN_CLS, Heads::MULTIPLE_CHOICE].iter().filter(|&&b| self.heads.has(b)).count();
         if cls > 1 {
             return Err(Error::BadConfig {
                 field: "heads",
@@ -301,9 +295,7 @@ impl ModelConfig {
                 detail: "the multiple-choice head has exactly one output row",
             });
         }
-        if (self.heads.has(Heads::SEQ_CLS)
-            || self.heads.has(Heads::MULTIPLE_CHOICE)
-            || self.heads.has(Heads::SOP))
+        if (self.heads.has(Heads::SEQ_CLS) || self.heads.has(Heads::MULTIPLE_CHOICE) || self.heads.has(Heads::SOP))
             && !self.heads.has(Heads::POOLER)
         {
             return Err(Error::BadConfig {

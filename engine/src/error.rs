@@ -70,34 +70,29 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Error::*;
         match self {
-            Truncated { what, needed, found } => write!(
-                f,
-                "blob truncated: {what} needs {needed} bytes but only {found} are there"
-            ),
-            BadMagic { found } => write!(
-                f,
-                "not an .albq blob: magic is {found:02x?}, expected \"ALBQ\\r\\n\\x1a\\n\""
-            ),
+            Truncated { what, needed, found } => {
+                write!(f, "blob truncated: {what} needs {needed} bytes but only {found} are there")
+            }
+            BadMagic { found } => {
+                write!(f, "not an .albq blob: magic is {found:02x?}, expected \"ALBQ\\r\\n\\x1a\\n\"")
+            }
             UnsupportedVersion { found, supported } => write!(
                 f,
                 "blob format version {found} is not supported (this engine reads version {supported}); re-run quantize with this version of the tools"
             ),
-            Checksum { stored, computed } => write!(
-                f,
-                "blob corrupted: checksum stored in header is {stored:#010x}, bytes give {computed:#010x}"
-            ),
+            Checksum { stored, computed } => {
+                write!(f, "blob corrupted: checksum stored in header is {stored:#010x}, bytes give {computed:#010x}")
+            }
             Misaligned { what, offset, align } => {
                 write!(f, "{what} at byte offset {offset} is not {align}-byte aligned")
             }
-            OutOfBounds { what, offset, len, limit } => write!(
-                f,
-                "{what} at byte offset {offset} with length {len} runs past its limit of {limit} bytes"
-            ),
+            OutOfBounds { what, offset, len, limit } => {
+                write!(f, "{what} at byte offset {offset} with length {len} runs past its limit of {limit} bytes")
+            }
             Overlap { what, offset } => write!(f, "{what} at byte offset {offset} overlaps another region"),
-            BadField { field, offset, value, expected } => write!(
-                f,
-                "header field `{field}` at byte offset {offset} is {value}, expected {expected}"
-            ),
+            BadField { field, offset, value, expected } => {
+                write!(f, "header field `{field}` at byte offset {offset} is {value}, expected {expected}")
+            }
             UnknownRequiredSection { kind, offset } => write!(
                 f,
                 "section of unknown kind {kind} (table entry at byte offset {offset}) is marked required; this blob needs a newer engine"
@@ -109,20 +104,17 @@ impl fmt::Display for Error {
             UnknownTensor { name } => write!(f, "unknown tensor `{name}` in blob"),
             DuplicateTensor { name } => write!(f, "tensor `{name}` appears twice in blob"),
             MissingTensor { name } => write!(f, "tensor `{name}` is missing from blob"),
-            ShapeMismatch { name, expected, found } => write!(
-                f,
-                "tensor `{name}` has shape {found:?} but the config implies {expected:?}"
-            ),
+            ShapeMismatch { name, expected, found } => {
+                write!(f, "tensor `{name}` has shape {found:?} but the config implies {expected:?}")
+            }
             BadTensorEncoding { name, detail } => write!(f, "tensor `{name}`: {detail}"),
             BadConfig { field, value, detail } => write!(f, "config `{field}` = {value}: {detail}"),
-            BadInput { what, index, value, limit } => write!(
-                f,
-                "invalid input: {what} at index {index} is {value}, must be below {limit}"
-            ),
-            ScratchTooSmall { needed, found } => write!(
-                f,
-                "scratch buffer is {found} bytes but this input needs {needed} (see Model::scratch_bytes)"
-            ),
+            BadInput { what, index, value, limit } => {
+                write!(f, "invalid input: {what} at index {index} is {value}, must be below {limit}")
+            }
+            ScratchTooSmall { needed, found } => {
+                write!(f, "scratch buffer is {found} bytes but this input needs {needed} (see Model::scratch_bytes)")
+            }
             NoSuchHead { head } => write!(f, "this blob has no {head} head"),
             OutputSize { what, needed, found } => {
                 write!(f, "output buffer for {what} has length {found}, expected {needed}")

@@ -1,4 +1,5 @@
 //! Every way a blob can be damaged gives an error naming what and where, never a panic.
+#![allow(clippy::result_large_err)] // the engine's Error, see engine/src/lib.rs
 
 use albert_engine::config::{Activation, DType, Heads, ModelConfig};
 use albert_engine::format::write::{BlobWriter, TensorData};
@@ -30,7 +31,9 @@ fn config(dtype: DType) -> ModelConfig {
 }
 
 fn values(n: usize, seed: u32) -> Vec<f32> {
-    (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 1000.0 - 0.5).collect()
+    (0..n)
+        .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 1000.0 - 0.5)
+        .collect()
 }
 
 /// A complete tiny model: the tensors `Weights::load` asks for.
@@ -48,7 +51,8 @@ fn writer(dtype: DType) -> BlobWriter {
             DType::I8 => TensorData::i8_per_row(name, &[r, k], &x),
         });
     };
-    let vec = |w: &mut BlobWriter, name: &str, n: u32| w.tensors.push(TensorData::f32(name, &[n], &values(n as usize, n)));
+    let vec =
+        |w: &mut BlobWriter, name: &str, n: u32| w.tensors.push(TensorData::f32(name, &[n], &values(n as usize, n)));
     mat(&mut w, "embeddings.word_embeddings.weight", v, e);
     mat(&mut w, "embeddings.position_embeddings.weight", 10, e);
     mat(&mut w, "embeddings.token_type_embeddings.weight", 2, e);
@@ -57,7 +61,14 @@ fn writer(dtype: DType) -> BlobWriter {
     mat(&mut w, "encoder.embedding_hidden_mapping_in.weight", h, e);
     vec(&mut w, "encoder.embedding_hidden_mapping_in.bias", h);
     let p = "encoder.albert_layer_groups.0.albert_layers.0";
-    for (n, r, k) in [("attention.query", h, h), ("attention.key", h, h), ("attention.value", h, h), ("attention.dense", h, h), ("ffn", i, h), ("ffn_output", h, i)] {
+    for (n, r, k) in [
+        ("attention.query", h, h),
+        ("attention.key", h, h),
+        ("attention.value", h, h),
+        ("attention.dense", h, h),
+        ("ffn", i, h),
+        ("ffn_output", h, i),
+    ] {
         mat(&mut w, &format!("{p}.{n}.weight"), r, k);
         vec(&mut w, &format!("{p}.{n}.bias"), r);
     }
@@ -110,10 +121,7 @@ fn every_truncation_is_an_error() {
     lens.push(bytes.len() - 1);
     for len in lens {
         let e = load(&bytes[..len]).expect_err("truncated blob accepted");
-        assert!(
-            matches!(e, Error::Truncated { .. } | Error::BadMagic { .. }),
-            "len {len}: unexpected error {e}"
-        );
+        assert!(matches!(e, Error::Truncated { .. } | Error::BadMagic { .. }), "len {len}: unexpected error {e}");
     }
 }
 
@@ -149,7 +157,10 @@ fn missing_tensor_is_named() {
     let mut w = writer(DType::F32);
     w.tensors.retain(|t| t.name != "encoder.albert_layer_groups.0.albert_layers.0.ffn.bias");
     let e = load(&w.to_bytes()).unwrap_err();
-    assert!(matches!(&e, Error::MissingTensor { name } if name.as_str() == "encoder.albert_layer_groups.0.albert_layers.0.ffn.bias"), "{e}");
+    assert!(
+        matches!(&e, Error::MissingTensor { name } if name.as_str() == "encoder.albert_layer_groups.0.albert_layers.0.ffn.bias"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -223,9 +234,15 @@ fn bad_inputs_are_errors() {
     let m = Model::from_bytes(&bytemuck::cast_slice(&a)[..bytes.len()]).unwrap();
     let mut scratch = vec![0u8; m.scratch_bytes(10, 1)];
     let too_long = [2u32; 11];
-    assert!(matches!(m.encode(&Inputs::single(&too_long), &mut vec![0u8; m.scratch_bytes(11, 1)]), Err(Error::BadInput { .. })));
+    assert!(matches!(
+        m.encode(&Inputs::single(&too_long), &mut vec![0u8; m.scratch_bytes(11, 1)]),
+        Err(Error::BadInput { .. })
+    ));
     assert!(matches!(m.encode(&Inputs::single(&[]), &mut scratch), Err(Error::BadInput { .. })));
-    assert!(matches!(m.encode(&Inputs::single(&[2, 20]), &mut scratch), Err(Error::BadInput { what: "token id", index: 1, .. })));
+    assert!(matches!(
+        m.encode(&Inputs::single(&[2, 20]), &mut scratch),
+        Err(Error::BadInput { what: "token id", index: 1, .. })
+    ));
     let types = [0u32, 2];
     let inp = Inputs { token_type_ids: Some(&types), ..Inputs::single(&[2, 3]) };
     assert!(matches!(m.encode(&inp, &mut scratch), Err(Error::BadInput { what: "token type id", .. })));

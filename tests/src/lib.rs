@@ -50,7 +50,8 @@ pub fn fixtures_dir() -> PathBuf {
 /// fixtures are missing, so a broken checkout cannot pass by testing nothing.
 pub fn fixture_names() -> Result<Vec<String>> {
     let path = fixtures_dir().join("index.json");
-    let v: Value = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)?;
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)?;
     let names: Vec<String> = v["fixtures"]
         .as_array()
         .ok_or_else(|| anyhow!("index.json has no `fixtures` list"))?

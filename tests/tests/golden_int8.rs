@@ -56,7 +56,10 @@ fn measure(fx: &Fixture, dtype: DType) -> Stats {
 }
 
 fn check(dtype: DType, tok_mean: f64, tok_min: f64, mlm_mean: f64) {
-    println!("{:>18} {:>12} {:>12} {:>12} {:>12}", "fixture", "tok cos mean", "tok cos min", "mlm cos mean", "mlm cos min");
+    println!(
+        "{:>18} {:>12} {:>12} {:>12} {:>12}",
+        "fixture", "tok cos mean", "tok cos min", "mlm cos mean", "mlm cos min"
+    );
     let mut failures = Vec::new();
     for name in fixture_names().unwrap() {
         let fx = Fixture::load(&name).unwrap();

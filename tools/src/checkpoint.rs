@@ -78,10 +78,7 @@ fn to_f32(view: &safetensors::tensor::TensorView<'_>, name: &str) -> Result<Vec<
         Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
         Dtype::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
         Dtype::BF16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        Dtype::F64 => b
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8")) as f32)
-            .collect(),
+        Dtype::F64 => b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8")) as f32).collect(),
         other => bail!("tensor `{name}` has dtype {other:?}; only F32, F16, BF16 and F64 weights are supported"),
     })
 }
@@ -95,7 +92,8 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     let index = dir.join("model.safetensors.index.json");
     if index.is_file() {
-        let v: Value = serde_json::from_slice(&fs::read(&index)?).with_context(|| format!("parsing {}", index.display()))?;
+        let v: Value =
+            serde_json::from_slice(&fs::read(&index)?).with_context(|| format!("parsing {}", index.display()))?;
         let map = v
             .get("weight_map")
             .and_then(Value::as_object)
@@ -107,7 +105,10 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     for (file, how) in [
         ("pytorch_model.bin", "AlbertForMaskedLM.from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True)"),
-        ("tf_model.h5", "AlbertForMaskedLM.from_pretrained(DIR, from_tf=True).save_pretrained(DIR, safe_serialization=True)"),
+        (
+            "tf_model.h5",
+            "AlbertForMaskedLM.from_pretrained(DIR, from_tf=True).save_pretrained(DIR, safe_serialization=True)",
+        ),
     ] {
         if dir.join(file).is_file() {
             bail!(
@@ -124,10 +125,9 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Reads and normalises the checkpoint in `dir`. `task` overrides `architectures`.
 pub fn load(dir: &Path, task: Option<Task>) -> Result<Checkpoint> {
     let cfg_path = dir.join("config.json");
-    let cfg: Value = serde_json::from_slice(
-        &fs::read(&cfg_path).with_context(|| format!("reading {}", cfg_path.display()))?,
-    )
-    .with_context(|| format!("parsing {}", cfg_path.display()))?;
+    let cfg: Value =
+        serde_json::from_slice(&fs::read(&cfg_path).with_context(|| format!("reading {}", cfg_path.display()))?)
+            .with_context(|| format!("parsing {}", cfg_path.display()))?;
     if let Some(mt) = cfg.get("model_type").and_then(Value::as_str)
         && mt != "albert"
     {
@@ -150,7 +150,8 @@ pub fn load(dir: &Path, task: Option<Task>) -> Result<Checkpoint> {
     let mut tensors = BTreeMap::new();
     for file in weight_files(dir)? {
         let bytes = fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-        let st = SafeTensors::deserialize(&bytes).with_context(|| format!("parsing {} as safetensors", file.display()))?;
+        let st =
+            SafeTensors::deserialize(&bytes).with_context(|| format!("parsing {} as safetensors", file.display()))?;
         for (name, view) in st.tensors() {
             let values = to_f32(&view, &name)?;
             let short = name.strip_prefix("albert.").unwrap_or(&name).to_string();

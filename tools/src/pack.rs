@@ -25,7 +25,8 @@ pub fn is_matrix(name: &str) -> bool {
         ".ffn.weight",
         ".ffn_output.weight",
     ];
-    WHOLE.contains(&name) || (name.starts_with("encoder.albert_layer_groups.") && LAYER.iter().any(|s| name.ends_with(s)))
+    WHOLE.contains(&name)
+        || (name.starts_with("encoder.albert_layer_groups.") && LAYER.iter().any(|s| name.ends_with(s)))
 }
 
 /// A blob's bytes in an 8-byte aligned buffer, so the engine can view it in place.

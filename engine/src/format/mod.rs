@@ -135,7 +135,11 @@ impl<'a> Blob<'a> {
             return Err(Error::UnsupportedVersion { found: version, supported: VERSION });
         }
         if (bytes.as_ptr() as usize) % BUFFER_ALIGN != 0 {
-            return Err(Error::Misaligned { what: "blob buffer start (in memory)", offset: 0, align: BUFFER_ALIGN as u64 });
+            return Err(Error::Misaligned {
+                what: "blob buffer start (in memory)",
+                offset: 0,
+                align: BUFFER_ALIGN as u64,
+            });
         }
         let flags = u32_at(bytes, 12);
         field(flags & !FLAG_INT8 == 0, "flags", 12, flags as u64, "only bit 0 may be set")?;
@@ -144,9 +148,18 @@ impl<'a> Blob<'a> {
         let declared_size = u64_at(bytes, 32);
         if declared_size != file_len {
             if declared_size > file_len {
-                return Err(Error::Truncated { what: "file (size recorded in header)", needed: declared_size, found: file_len });
+                return Err(Error::Truncated {
+                    what: "file (size recorded in header)",
+                    needed: declared_size,
+                    found: file_len,
+                });
             }
-            return Err(Error::BadField { field: "file_size", offset: 32, value: declared_size, expected: "the length of the buffer" });
+            return Err(Error::BadField {
+                field: "file_size",
+                offset: 32,
+                value: declared_size,
+                expected: "the length of the buffer",
+            });
         }
         let stored = u32_at(bytes, CHECKSUM_OFFSET);
         if verify_checksum {
@@ -162,7 +175,13 @@ impl<'a> Blob<'a> {
         }
         let config = ModelConfig::from_words(&words, CONFIG_OFFSET as u64)?;
         let int8 = config.weight_dtype == DType::I8;
-        field((flags & FLAG_INT8 != 0) == int8, "flags", 12, flags as u64, "bit 0 set exactly when weight_dtype is int8")?;
+        field(
+            (flags & FLAG_INT8 != 0) == int8,
+            "flags",
+            12,
+            flags as u64,
+            "bit 0 set exactly when weight_dtype is int8",
+        )?;
 
         // Section table.
         let count = u32_at(bytes, 20);
@@ -188,7 +207,12 @@ impl<'a> Blob<'a> {
             }
             for &(k, other, _) in &sections {
                 if k == kind {
-                    return Err(Error::BadField { field: "section kind", offset: at as u64, value: kind as u64, expected: "each section kind at most once" });
+                    return Err(Error::BadField {
+                        field: "section kind",
+                        offset: at as u64,
+                        value: kind as u64,
+                        expected: "each section kind at most once",
+                    });
                 }
                 if overlaps(r, other) {
                     return Err(Error::Overlap { what: "section", offset: r.offset });
@@ -212,7 +236,12 @@ impl<'a> Blob<'a> {
         let strings = need(strings, "STRINGS")?;
         let data = need(data, "TENSOR_DATA")?;
         if index.len % TENSOR_ENTRY_SIZE as u64 != 0 {
-            return Err(Error::BadField { field: "TENSOR_INDEX length", offset: index.offset, value: index.len, expected: "a multiple of 64" });
+            return Err(Error::BadField {
+                field: "TENSOR_INDEX length",
+                offset: index.offset,
+                value: index.len,
+                expected: "a multiple of 64",
+            });
         }
         let slice = |r: Region| &bytes[r.offset as usize..(r.offset + r.len) as usize];
         let blob = Blob {
@@ -276,11 +305,21 @@ impl<'a> Blob<'a> {
     fn validate_labels(&self, offset: u64) -> Result<(), Error> {
         let Some(l) = self.labels else { return Ok(()) };
         if l.len() % 8 != 0 {
-            return Err(Error::BadField { field: "LABELS length", offset, value: l.len() as u64, expected: "a multiple of 8" });
+            return Err(Error::BadField {
+                field: "LABELS length",
+                offset,
+                value: l.len() as u64,
+                expected: "a multiple of 8",
+            });
         }
         for i in 0..l.len() / 8 {
             if self.label(i).is_none() {
-                return Err(Error::BadField { field: "label string", offset: offset + 8 * i as u64, value: i as u64, expected: "a UTF-8 string inside STRINGS" });
+                return Err(Error::BadField {
+                    field: "label string",
+                    offset: offset + 8 * i as u64,
+                    value: i as u64,
+                    expected: "a UTF-8 string inside STRINGS",
+                });
             }
         }
         Ok(())
@@ -300,7 +339,8 @@ impl<'a> Blob<'a> {
             .get(name_off..name_off + name_len)
             .and_then(|b| core::str::from_utf8(b).ok())
             .ok_or(bad_name)?;
-        let dtype = DType::from_code(e[8] as u32).ok_or(Error::BadTensorEncoding { name: name(nm), detail: "unknown dtype code" })?;
+        let dtype = DType::from_code(e[8] as u32)
+            .ok_or(Error::BadTensorEncoding { name: name(nm), detail: "unknown dtype code" })?;
         let (q, layout, ndim) = (e[9], e[10], e[11]);
         let mut shape = [0u32; 4];
         for (d, s) in shape.iter_mut().enumerate() {
@@ -310,7 +350,7 @@ impl<'a> Blob<'a> {
         if !(1..=4).contains(&ndim) {
             return Err(enc("ndim must be 1..=4"));
         }
-        if shape.iter().any(|&d| d == 0) || shape[ndim as usize..].iter().any(|&d| d != 1) {
+        if shape.contains(&0) || shape[ndim as usize..].iter().any(|&d| d != 1) {
             return Err(enc("shape has a zero dimension or unused dimensions other than 1"));
         }
         if layout != 0 {
@@ -382,7 +422,10 @@ impl<'a> Blob<'a> {
                     || s.is_some_and(|s| overlaps(s, ud) || us.is_some_and(|us| overlaps(s, us)))
                     || us.is_some_and(|us| overlaps(d, us));
                 if clash {
-                    return Err(Error::Overlap { what: "tensor data (shared with an earlier tensor)", offset: d.offset });
+                    return Err(Error::Overlap {
+                        what: "tensor data (shared with an earlier tensor)",
+                        offset: d.offset,
+                    });
                 }
             }
         }

@@ -98,7 +98,12 @@ impl Model<'_> {
             limit: usize::MAX as u64,
         })?;
         if inp.seq_len == 0 || inp.batch == 0 {
-            return Err(Error::BadInput { what: "sequence length and batch (empty input)", index: 0, value: 0, limit: 1 });
+            return Err(Error::BadInput {
+                what: "sequence length and batch (empty input)",
+                index: 0,
+                value: 0,
+                limit: 1,
+            });
         }
         if inp.seq_len > c.max_position_embeddings as usize {
             return Err(Error::BadInput {
@@ -124,7 +129,12 @@ impl Model<'_> {
         if let Some(tt) = inp.token_type_ids
             && let Some((i, &v)) = tt.iter().enumerate().find(|&(_, &v)| v >= c.type_vocab_size)
         {
-            return Err(Error::BadInput { what: "token type id", index: i, value: v as u64, limit: c.type_vocab_size as u64 });
+            return Err(Error::BadInput {
+                what: "token type id",
+                index: i,
+                value: v as u64,
+                limit: c.type_vocab_size as u64,
+            });
         }
         if let Some(m) = inp.attention_mask
             && let Some((i, &v)) = m.iter().enumerate().find(|&(_, &v)| v > 1)
@@ -192,7 +202,14 @@ struct LayerBufs<'x> {
 
 /// One `AlbertLayer`: attention with residual and LayerNorm, then FFN with residual and
 /// LayerNorm. Updates `hidden` in place.
-fn layer_forward(c: &ModelConfig, l: &Layer<'_>, inp: &Inputs<'_>, hidden: &mut [f32], x: LayerBufs<'_>, work: &mut Work<'_>) {
+fn layer_forward(
+    c: &ModelConfig,
+    l: &Layer<'_>,
+    inp: &Inputs<'_>,
+    hidden: &mut [f32],
+    x: LayerBufs<'_>,
+    work: &mut Work<'_>,
+) {
     let (b, s) = (inp.batch, inp.seq_len);
     let t = b * s;
     let h = c.hidden_size as usize;

@@ -1,8 +1,8 @@
 //! The task heads on top of the encoder, each computing only what is asked for.
 
+use super::Model;
 use super::forward::{Encoded, linear};
 use super::weights::Linear;
-use super::Model;
 use crate::error::Error;
 use crate::ops;
 
@@ -18,7 +18,12 @@ fn check_pos(enc: &Encoded<'_>, b: usize, pos: usize) -> Result<(), Error> {
         return Err(Error::BadInput { what: "sequence index", index: 0, value: b as u64, limit: enc.batch() as u64 });
     }
     if pos >= enc.seq_len() {
-        return Err(Error::BadInput { what: "token position", index: 0, value: pos as u64, limit: enc.seq_len() as u64 });
+        return Err(Error::BadInput {
+            what: "token position",
+            index: 0,
+            value: pos as u64,
+            limit: enc.seq_len() as u64,
+        });
     }
     Ok(())
 }
@@ -53,7 +58,14 @@ impl Model<'_> {
     }
 
     /// Applies a small head to the hidden state of token `pos` of sequence `b`.
-    fn token_head(&self, enc: &mut Encoded<'_>, b: usize, pos: usize, head: &Linear<'_>, out: &mut [f32]) -> Result<(), Error> {
+    fn token_head(
+        &self,
+        enc: &mut Encoded<'_>,
+        b: usize,
+        pos: usize,
+        head: &Linear<'_>,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
         check_pos(enc, b, pos)?;
         let h = enc.hidden_size();
         let at = (b * enc.seq_len() + pos) * h;

@@ -24,9 +24,7 @@ impl Plan {
         // hidden, attention out, q, k, v, context: T×H each; FFN: T×I; embeddings: T×E;
         // attention probabilities: one row of S; per-token activation scales: T;
         // a dequantized weight row: max K; head temporaries: H + E.
-        let f32s = t
-            .saturating_mul(6 * h + i + e + 1)
-            .saturating_add(seq + max_k + h + e);
+        let f32s = t.saturating_mul(6 * h + i + e + 1).saturating_add(seq + max_k + h + e);
         Plan { tokens: t, f32s, i32s: max_n, i8s: t.saturating_mul(max_k) }
     }
 

@@ -14,7 +14,10 @@ pub enum Matrix<'a> {
     F32(&'a [f32]),
     F16(&'a [f16]),
     /// int8 values with one scale per row: `w[r][c] ≈ scales[r] · q[r][c]`.
-    I8 { q: &'a [i8], scales: &'a [f32] },
+    I8 {
+        q: &'a [i8],
+        scales: &'a [f32],
+    },
 }
 
 /// A matrix and its dimensions.
@@ -176,7 +179,8 @@ fn check_shape(t: &TensorInfo<'_>, expected: [u32; 4], ndim: u8) -> Result<(), E
 }
 
 fn cast<'a, T: bytemuck::Pod>(t: &TensorInfo<'a>) -> Result<&'a [T], Error> {
-    bytemuck::try_cast_slice(t.data).map_err(|_| Error::BadTensorEncoding { name: name(t.name), detail: "data misaligned for its dtype" })
+    bytemuck::try_cast_slice(t.data)
+        .map_err(|_| Error::BadTensorEncoding { name: name(t.name), detail: "data misaligned for its dtype" })
 }
 
 fn matrix_of<'a>(t: &TensorInfo<'a>, rows: u32, cols: u32) -> Result<Weight<'a>, Error> {
@@ -185,7 +189,9 @@ fn matrix_of<'a>(t: &TensorInfo<'a>, rows: u32, cols: u32) -> Result<Weight<'a>,
         (DType::F32, None) => Matrix::F32(cast(t)?),
         (DType::F16, None) => Matrix::F16(cast(t)?),
         (DType::I8, Some(scales)) => Matrix::I8 { q: cast(t)?, scales },
-        _ => return Err(Error::BadTensorEncoding { name: name(t.name), detail: "dtype and quantization do not match" }),
+        _ => {
+            return Err(Error::BadTensorEncoding { name: name(t.name), detail: "dtype and quantization do not match" });
+        }
     };
     Ok(Weight { m, rows: rows as usize, cols: cols as usize })
 }
@@ -236,11 +242,12 @@ impl<'a> Weights<'a> {
             None
         };
         let sop = if heads.has(Heads::SOP) { Some(ld.linear("sop_classifier.classifier", 2, h)?) } else { None };
-        let classifier = if heads.has(Heads::SEQ_CLS) || heads.has(Heads::TOKEN_CLS) || heads.has(Heads::MULTIPLE_CHOICE) {
-            Some(ld.linear("classifier", c.num_labels, h)?)
-        } else {
-            None
-        };
+        let classifier =
+            if heads.has(Heads::SEQ_CLS) || heads.has(Heads::TOKEN_CLS) || heads.has(Heads::MULTIPLE_CHOICE) {
+                Some(ld.linear("classifier", c.num_labels, h)?)
+            } else {
+                None
+            };
         let qa = if heads.has(Heads::QA) { Some(ld.linear("qa_outputs", 2, h)?) } else { None };
 
         if ld.found != blob.tensor_count() {
@@ -275,7 +282,10 @@ fn expected_name(c: &ModelConfig, nm: &str) -> bool {
         || (h.has(Heads::QA) && wb("qa_outputs"))
         || ((h.has(Heads::SEQ_CLS) || h.has(Heads::TOKEN_CLS) || h.has(Heads::MULTIPLE_CHOICE)) && wb("classifier"))
         || (h.has(Heads::MLM)
-            && (wb("predictions.dense") || wb("predictions.LayerNorm") || nm == "predictions.bias" || nm == "predictions.decoder.weight"))
+            && (wb("predictions.dense")
+                || wb("predictions.LayerNorm")
+                || nm == "predictions.bias"
+                || nm == "predictions.decoder.weight"))
     {
         return true;
     }

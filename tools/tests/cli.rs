@@ -1,0 +1,182 @@
+//! The `quantize` and `albert forward` binaries, end to end, on the committed fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
+}
+
+fn quantize(dir: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_quantize")).arg(dir).arg("-o").arg(out).args(extra).output().unwrap()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Copies a fixture checkpoint so a test can damage it.
+fn copy_fixture(name: &str, to: &Path) {
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture(name).join(f), to.join(f)).unwrap();
+    }
+}
+
+#[test]
+fn quantize_then_forward_prints_transformers_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let blob = tmp.path().join("m.albq");
+    let o = quantize(&fixture("pretraining"), &blob, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(summary.contains("embeddings.word_embeddings.weight") && summary.contains("int8"), "{summary}");
+    assert!(summary.contains("wrote"), "{summary}");
+
+    let o = Command::new(env!("CARGO_BIN_EXE_albert"))
+        .args(["forward", "--model"])
+        .arg(&blob)
+        .args([
+            "--ids",
+            "2,31,7,3",
+            "--ids",
+            "2,5,3",
+            "--type-ids",
+            "0,0,1,1",
+            "--type-ids",
+            "0,0,0",
+            "--mask-positions",
+            "1,2",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    let first = &lines[0];
+    assert_eq!(first["last_hidden_state"].as_array().unwrap().len(), 4);
+    assert_eq!(first["last_hidden_state"][0].as_array().unwrap().len(), 64);
+    assert_eq!(first["pooler_output"].as_array().unwrap().len(), 64);
+    assert_eq!(first["prediction_logits"].as_array().unwrap().len(), 2);
+    assert_eq!(first["prediction_logits"][0].as_array().unwrap().len(), 320);
+    assert_eq!(first["sop_logits"].as_array().unwrap().len(), 2);
+    assert_eq!(lines[1]["last_hidden_state"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn forward_matches_golden_f32() {
+    // The first case of the QA fixture through the CLI, against transformers' numbers.
+    let tmp = tempfile::tempdir().unwrap();
+    let blob = tmp.path().join("qa.albq");
+    assert!(quantize(&fixture("qa"), &blob, &["--dtype", "f32", "-q"]).status.success());
+    let g: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("qa").join("goldens.json")).unwrap()).unwrap();
+    let case =
+        g["cases"].as_array().unwrap().iter().find(|c| c["name"].as_str().unwrap().starts_with("single_len")).unwrap();
+    let ids: Vec<String> = case["input_ids"][0].as_array().unwrap().iter().map(|v| v.to_string()).collect();
+    let o = Command::new(env!("CARGO_BIN_EXE_albert"))
+        .args(["forward", "--json", "--model"])
+        .arg(&blob)
+        .args(["--ids", &ids.join(",")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let st = std::fs::read(fixture("qa").join("goldens.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&st).unwrap();
+    let name = case["name"].as_str().unwrap();
+    let gold = st.tensor(&format!("{name}/start_logits")).unwrap();
+    let gold: Vec<f32> = gold.data().chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    let mine: Vec<f32> = out["start_logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    assert_eq!(mine.len(), gold.len());
+    let scale = gold.iter().fold(0f32, |m, x| m.max(x.abs()));
+    for (a, b) in mine.iter().zip(&gold) {
+        assert!((a - b).abs() <= 1e-4 * scale, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn pytorch_bin_only_directory_says_how_to_convert() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("albert_model").join("config.json"), tmp.path().join("config.json")).unwrap();
+    std::fs::write(tmp.path().join("pytorch_model.bin"), b"not really").unwrap();
+    let o = quantize(tmp.path(), &tmp.path().join("x.albq"), &[]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("pytorch_model.bin") && e.contains("save_pretrained"), "{e}");
+    assert!(!tmp.path().join("x.albq").exists());
+}
+
+#[test]
+fn shape_disagreeing_with_config_is_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_fixture("albert_model", tmp.path());
+    let cfg_path = tmp.path().join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    cfg["intermediate_size"] = 100.into();
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let o = quantize(tmp.path(), &tmp.path().join("x.albq"), &[]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("ffn.weight") && e.contains("shape"), "{e}");
+}
+
+#[test]
+fn unsupported_activation_and_model_type_are_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_fixture("albert_model", tmp.path());
+    let cfg_path = tmp.path().join("config.json");
+    let orig: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    for (key, val, needle) in [("hidden_act", "mish_v9", "hidden_act"), ("model_type", "bert", "model_type")] {
+        let mut cfg = orig.clone();
+        cfg[key] = val.into();
+        std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+        let o = quantize(tmp.path(), &tmp.path().join("x.albq"), &[]);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains(needle), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn failed_quantize_leaves_existing_blob_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("keep.albq");
+    std::fs::write(&out, b"previous contents").unwrap();
+    let o = quantize(&tmp.path().join("no-such-dir"), &out, &[]);
+    assert!(!o.status.success());
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous contents");
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "temp files left: {leftovers:?}");
+}
+
+#[test]
+fn forward_rejects_bad_input_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let blob = tmp.path().join("m.albq");
+    assert!(quantize(&fixture("albert_model"), &blob, &["-q"]).status.success());
+    for ids in ["2,99999,3", "2,x,3", ""] {
+        let o = Command::new(env!("CARGO_BIN_EXE_albert"))
+            .args(["forward", "--model"])
+            .arg(&blob)
+            .args(["--ids", ids])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "ids {ids:?} accepted");
+        let e = stderr(&o);
+        assert!(e.starts_with("albert: error:") && e.trim_end().lines().count() == 1, "{e}");
+    }
+    // A corrupted blob.
+    let mut b = std::fs::read(&blob).unwrap();
+    let n = b.len();
+    b[n / 2] ^= 1;
+    std::fs::write(&blob, &b).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_albert"))
+        .args(["forward", "--model"])
+        .arg(&blob)
+        .args(["--ids", "2,3"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("checksum"), "{}", stderr(&o));
+}
