@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use albert_engine::{Heads, Inputs, Model};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::ser::SerializeMap;
+use std::io::Write;
 
 #[derive(Parser, Debug)]
 #[command(version, about = "Run an int8 ALBERT model packed by `quantize`")]
@@ -47,8 +49,33 @@ fn parse_list(s: &str, what: &str) -> Result<Vec<u32>> {
         .collect()
 }
 
-fn rows(v: &[f32], width: usize) -> Value {
-    Value::Array(v.chunks(width).map(|r| json!(r)).collect())
+/// One output: a vector or a matrix (rows of `width`). Serialised through serde's f32
+/// path, so numbers print in their shortest round-trip f32 form.
+enum Out {
+    Vec(Vec<f32>),
+    Rows(Vec<f32>, usize),
+}
+
+impl Serialize for Out {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Out::Vec(v) => v.serialize(s),
+            Out::Rows(v, w) => s.collect_seq(v.chunks(*w)),
+        }
+    }
+}
+
+/// Outputs in insertion order (transformers' order), as one JSON object.
+struct Outputs(Vec<(&'static str, Out)>);
+
+impl Serialize for Outputs {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
 }
 
 fn forward(args: &ForwardArgs) -> Result<()> {
@@ -69,44 +96,43 @@ fn forward(args: &ForwardArgs) -> Result<()> {
         let inputs = Inputs { token_type_ids: types.as_deref(), ..Inputs::single(ids) };
         scratch.resize(model.scratch_bytes(ids.len().max(1), 1), 0);
         let mut enc = model.encode(&inputs, &mut scratch)?;
-        let mut out = Map::new();
-        out.insert("last_hidden_state".into(), rows(enc.last_hidden_state(), h));
+        let mut out = Vec::new();
+        out.push(("last_hidden_state", Out::Rows(enc.last_hidden_state().to_vec(), h)));
         if c.heads.has(Heads::POOLER) {
             let mut p = vec![0f32; h];
             model.pooler_output(&mut enc, 0, &mut p)?;
-            out.insert("pooler_output".into(), json!(p));
+            out.push(("pooler_output", Out::Vec(p)));
         }
         if c.heads.has(Heads::MLM) {
             let positions: Vec<usize> =
                 if args.mask_positions.is_empty() { (0..ids.len()).collect() } else { args.mask_positions.clone() };
-            let mut logits = vec![0f32; c.vocab_size as usize];
-            let mut all = Vec::new();
-            for &p in &positions {
-                model.mlm_logits(&mut enc, 0, p, &mut logits)?;
-                all.push(json!(logits));
+            let v = c.vocab_size as usize;
+            let mut all = vec![0f32; positions.len() * v];
+            for (&p, row) in positions.iter().zip(all.chunks_mut(v)) {
+                model.mlm_logits(&mut enc, 0, p, row)?;
             }
-            out.insert("prediction_logits".into(), Value::Array(all));
+            out.push(("prediction_logits", Out::Rows(all, v)));
         }
         if c.heads.has(Heads::SOP) {
             let mut l = [0f32; 2];
             model.sop_logits(&mut enc, 0, &mut l)?;
-            out.insert("sop_logits".into(), json!(l));
+            out.push(("sop_logits", Out::Vec(l.to_vec())));
         }
         let nl = c.num_labels as usize;
         if c.heads.has(Heads::SEQ_CLS) {
             let mut l = vec![0f32; nl];
             model.classify(&mut enc, 0, &mut l)?;
-            out.insert("logits".into(), json!(l));
+            out.push(("logits", Out::Vec(l)));
         }
         if c.heads.has(Heads::MULTIPLE_CHOICE) {
-            out.insert("logits".into(), json!([model.choice_logit(&mut enc, 0)?]));
+            out.push(("logits", Out::Vec(vec![model.choice_logit(&mut enc, 0)?])));
         }
         if c.heads.has(Heads::TOKEN_CLS) {
             let mut all = vec![0f32; ids.len() * nl];
             for (p, row) in all.chunks_mut(nl).enumerate() {
                 model.classify_token(&mut enc, 0, p, row)?;
             }
-            out.insert("logits".into(), rows(&all, nl));
+            out.push(("logits", Out::Rows(all, nl)));
         }
         if c.heads.has(Heads::QA) {
             let (mut s, mut e) = (Vec::new(), Vec::new());
@@ -115,12 +141,20 @@ fn forward(args: &ForwardArgs) -> Result<()> {
                 s.push(a);
                 e.push(b);
             }
-            out.insert("start_logits".into(), json!(s));
-            out.insert("end_logits".into(), json!(e));
+            out.push(("start_logits", Out::Vec(s)));
+            out.push(("end_logits", Out::Vec(e)));
         }
-        println!("{}", Value::Object(out));
+        let mut stdout = std::io::stdout().lock();
+        serde_json::to_writer(&mut stdout, &Outputs(out))?;
+        writeln!(stdout)?;
     }
     Ok(())
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == BrokenPipe)
+        || e.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind) == Some(BrokenPipe)
 }
 
 fn main() -> ExitCode {
@@ -130,6 +164,8 @@ fn main() -> ExitCode {
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`albert forward ... | head`) is the reader's choice, not an error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("albert: error: {e:#}");
             ExitCode::FAILURE
