@@ -4,6 +4,8 @@
 //! Fixtures live in `tests/fixtures/<name>/` (written by `tests/reference/make_fixtures.py`;
 //! format in `tests/reference/README.md`).
 
+pub mod synth;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -112,8 +114,16 @@ impl Fixture {
     }
 
     /// Packs the fixture's checkpoint at `dtype` with the same code `quantize` runs.
+    /// A fixture without a committed checkpoint (`synthetic_weights` in goldens.json) is
+    /// first rebuilt into a temporary directory by [`synth`].
     pub fn pack(&self, dtype: DType) -> Result<AlignedBlob> {
-        let ck = checkpoint::load(&self.dir, None)?;
+        let ck = if self.dir.join("model.safetensors").exists() {
+            checkpoint::load(&self.dir, None)?
+        } else {
+            let tmp = tempfile::tempdir()?;
+            synth::write_outlier_checkpoint(&self.dir, tmp.path())?;
+            checkpoint::load(tmp.path(), None)?
+        };
         let (bytes, _) = pack::pack(&ck, dtype)?;
         Ok(AlignedBlob::new(&bytes))
     }
