@@ -61,6 +61,14 @@ pub enum Error {
     NoSuchHead { head: &'static str },
     /// A caller-provided output buffer has the wrong length.
     OutputSize { what: &'static str, needed: usize, found: usize },
+    /// The blob's `TOKENIZER` section holds a value its layout does not allow.
+    BadTokenizer { field: &'static str, offset: u64, value: u64, expected: &'static str },
+    /// A tokenizer workspace buffer is too small for this text.
+    TokenizerCapacity { what: &'static str, needed: usize, found: usize },
+    /// Text given as bytes is not UTF-8.
+    InvalidUtf8 { which: &'static str, offset: usize },
+    /// Truncation that the options make impossible (as `tokenizers` refuses it).
+    Truncation { detail: &'static str },
     /// An I/O error while opening or mapping a file (host builds only).
     #[cfg(feature = "std")]
     Io { path: std::string::String, message: std::string::String },
@@ -119,6 +127,17 @@ impl fmt::Display for Error {
             OutputSize { what, needed, found } => {
                 write!(f, "output buffer for {what} has length {found}, expected {needed}")
             }
+            BadTokenizer { field, offset, value, expected } => write!(
+                f,
+                "tokenizer section field `{field}` at byte offset {offset} (from the section start) is {value}, expected {expected}"
+            ),
+            TokenizerCapacity { what, needed, found } => {
+                write!(f, "tokenizer buffer too small: {what} needs {needed} but has room for {found}")
+            }
+            InvalidUtf8 { which, offset } => {
+                write!(f, "{which} is not valid UTF-8 (first bad byte at offset {offset})")
+            }
+            Truncation { detail } => write!(f, "cannot truncate: {detail}"),
             #[cfg(feature = "std")]
             Io { path, message } => write!(f, "{path}: {message}"),
         }

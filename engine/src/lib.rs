@@ -31,9 +31,11 @@ pub mod format;
 pub mod kernels;
 pub mod model;
 mod ops;
+pub mod tokenizer;
 
 pub use config::{Activation, Heads, ModelConfig};
 pub use error::Error;
 #[cfg(feature = "std")]
 pub use model::MappedModel;
 pub use model::{Encoded, Inputs, Model};
+pub use tokenizer::{EncodeOptions, Encoding, Tokenizer, Truncation, Workspace};

@@ -55,19 +55,52 @@ pub fn activate(x: &mut [f32], act: Activation) {
     }
 }
 
-/// Symmetric per-row int8 quantization of activations (`FORMAT.md`, "Quantization"):
-/// writes `q` and returns the scale `t` with `x ≈ t · q`.
-pub fn quantize_row(x: &[f32], q: &mut [i8]) -> f32 {
-    let amax = x.iter().fold(0f32, |m, &v| m.max(v.abs()));
-    if amax == 0.0 || !amax.is_finite() {
-        q.iter_mut().for_each(|v| *v = 0);
-        return if amax == 0.0 { 1.0 } else { amax };
+/// An integer type activations are quantized to.
+pub trait Quant: Copy {
+    /// Largest magnitude used (symmetric range, so negation is exact).
+    const MAX: f32;
+    fn from_f32(v: f32) -> Self;
+}
+
+impl Quant for i8 {
+    const MAX: f32 = 127.0;
+    fn from_f32(v: f32) -> Self {
+        v as i8
     }
-    let inv = 127.0 / amax;
-    for (d, &v) in q.iter_mut().zip(x) {
-        *d = libm::roundf(v * inv).clamp(-127.0, 127.0) as i8;
+}
+
+impl Quant for i16 {
+    const MAX: f32 = 32767.0;
+    fn from_f32(v: f32) -> Self {
+        v as i16
     }
-    amax / 127.0
+}
+
+/// Quantizes one activation row (`FORMAT.md`, "Quantization"): `x ⊙ mul` (`mul` optional,
+/// per channel) becomes `q` with `x ⊙ mul ≈ t · q + c`. Symmetric (`c = 0`, `t = max|x|/MAX`)
+/// or, with `centred`, around the midpoint of the row's range (`c = (max + min) / 2`,
+/// `t = (max − min) / 2MAX`), which spends every level on the values the row has: half the
+/// step for one-sided rows such as GELU outputs. Returns `(t, c)`.
+pub fn quantize_row<T: Quant>(x: &[f32], mul: Option<&[f32]>, centred: bool, q: &mut [T]) -> (f32, f32) {
+    let m = |k: usize| mul.map_or(1.0, |m| m[k]);
+    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+    for (k, &v) in x.iter().enumerate() {
+        let v = v * m(k);
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    let (t, c) = if centred { ((hi - lo) / (2.0 * T::MAX), 0.5 * (hi + lo)) } else { (hi.max(-lo) / T::MAX, 0.0) };
+    if !(t > 0.0 && t.is_finite() && c.is_finite()) {
+        // All equal (or empty, or not finite): represent the row by its centre alone.
+        q.iter_mut().for_each(|v| *v = T::from_f32(0.0));
+        let c = if centred && c.is_finite() { c } else { 0.0 };
+        return (1.0, c);
+    }
+    let inv = 1.0 / t;
+    for (k, (d, &v)) in q.iter_mut().zip(x).enumerate() {
+        *d = T::from_f32(libm::roundf((v * m(k) - c) * inv).clamp(-T::MAX, T::MAX));
+    }
+    (t, c)
 }
 
 #[cfg(test)]
@@ -94,15 +127,31 @@ mod tests {
     #[test]
     fn quantize_row_round_trips_within_half_a_step() {
         let x = [0.5, -1.27, 0.0, 1.0, -0.01];
-        let mut q = [0i8; 5];
-        let t = quantize_row(&x, &mut q);
-        assert_eq!(q[1], -127);
-        for (a, &b) in x.iter().zip(&q) {
-            assert!((a - t * b as f32).abs() <= t / 2.0 + 1e-7);
+        for centred in [false, true] {
+            let mut q = [0i8; 5];
+            let (t, c) = quantize_row(&x, None, centred, &mut q);
+            assert_eq!(q[1], -127);
+            for (a, &b) in x.iter().zip(&q) {
+                assert!((a - (t * b as f32 + c)).abs() <= t / 2.0 + 1e-6, "centred {centred}");
+            }
         }
         let mut z = [5i8; 3];
-        assert_eq!(quantize_row(&[0.0; 3], &mut z), 1.0);
+        assert_eq!(quantize_row(&[0.0; 3], None, false, &mut z), (1.0, 0.0));
         assert_eq!(z, [0; 3]);
+        assert_eq!(quantize_row(&[2.0; 3], None, true, &mut z), (1.0, 2.0));
+    }
+
+    #[test]
+    fn centred_quantization_halves_the_step_of_one_sided_rows() {
+        let x: Vec<f32> = (0..100).map(|i| i as f32 / 99.0 - 0.1).collect();
+        let mut q = vec![0i8; 100];
+        let (ts, _) = quantize_row(&x, None, false, &mut q);
+        let (tc, c) = quantize_row(&x, None, true, &mut q);
+        assert!(tc < 0.6 * ts && (c - 0.4).abs() < 1e-6, "{tc} {ts} {c}");
+        let mut q16 = vec![0i16; 100];
+        let mul = vec![2.0; 100];
+        let (t16, _) = quantize_row(&x, Some(&mul), false, &mut q16);
+        assert!((t16 - 2.0 * 0.9 / 32767.0).abs() < 1e-9);
     }
 
     #[test]

@@ -630,9 +630,12 @@ def main() -> int:
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
-    if FIXTURES.exists():
-        shutil.rmtree(FIXTURES)
-    FIXTURES.mkdir(parents=True)
+    # Rewrite only this script's fixtures: other scripts own tokenizer/, outlier_base/,
+    # trained_pydoc/ and ort_baseline.json.
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    for spec in FIXTURE_SPECS:
+        if (FIXTURES / spec["name"]).exists():
+            shutil.rmtree(FIXTURES / spec["name"])
 
     summaries = [generate_fixture(spec) for spec in FIXTURE_SPECS]
     (FIXTURES / "index.json").write_text(

@@ -117,6 +117,11 @@ impl Fixture {
     /// A fixture without a committed checkpoint (`synthetic_weights` in goldens.json) is
     /// first rebuilt into a temporary directory by [`synth`].
     pub fn pack(&self, dtype: DType) -> Result<AlignedBlob> {
+        self.pack_with(&pack::PackOptions::new(dtype))
+    }
+
+    /// Packs the fixture's checkpoint with explicit options.
+    pub fn pack_with(&self, opts: &pack::PackOptions) -> Result<AlignedBlob> {
         let ck = if self.dir.join("model.safetensors").exists() {
             checkpoint::load(&self.dir, None)?
         } else {
@@ -124,7 +129,7 @@ impl Fixture {
             synth::write_outlier_checkpoint(&self.dir, tmp.path())?;
             checkpoint::load(tmp.path(), None)?
         };
-        let (bytes, _) = pack::pack(&ck, dtype)?;
+        let (bytes, _) = pack::pack_with(&ck, opts)?;
         Ok(AlignedBlob::new(&bytes))
     }
 }

@@ -38,7 +38,7 @@ pub mod section {
     pub const STRINGS: u32 = 2;
     pub const TENSOR_DATA: u32 = 3;
     pub const LABELS: u32 = 4;
-    /// Reserved for the tokenizer.
+    /// The tokenizer (`FORMAT.md`, "The tokenizer section").
     pub const TOKENIZER: u32 = 5;
     /// Section flag: a reader that does not know the kind must refuse the file.
     pub const REQUIRED: u32 = 1;
@@ -49,6 +49,9 @@ pub mod quant {
     pub const NONE: u8 = 0;
     /// One f32 scale per output row, symmetric, zero point 0.
     pub const PER_ROW_SYMMETRIC: u8 = 1;
+    /// As [`PER_ROW_SYMMETRIC`], and the GEMM quantizes its input to int16 instead of int8
+    /// (for the products whose error the model amplifies; `FORMAT.md`).
+    pub const PER_ROW_SYMMETRIC_A16: u8 = 2;
 }
 
 /// CRC-32 of a whole blob with the checksum field read as zero.
@@ -103,6 +106,7 @@ pub struct Blob<'a> {
     index: &'a [u8],
     strings: &'a [u8],
     labels: Option<&'a [u8]>,
+    tokenizer: Option<&'a [u8]>,
 }
 
 #[derive(Clone, Copy)]
@@ -195,6 +199,7 @@ impl<'a> Blob<'a> {
         let mut strings = None;
         let mut data = None;
         let mut labels = None;
+        let mut tokenizer = None;
         for i in 0..count as usize {
             let at = HEADER_SIZE + i * SECTION_ENTRY_SIZE;
             let kind = u32_at(bytes, at);
@@ -225,6 +230,7 @@ impl<'a> Blob<'a> {
                 section::STRINGS => strings = Some(r),
                 section::TENSOR_DATA => data = Some(r),
                 section::LABELS => labels = Some(r),
+                section::TOKENIZER => tokenizer = Some(r),
                 _ if sflags & section::REQUIRED != 0 => {
                     return Err(Error::UnknownRequiredSection { kind, offset: at as u64 });
                 }
@@ -252,6 +258,7 @@ impl<'a> Blob<'a> {
             index: slice(index),
             strings: slice(strings),
             labels: labels.map(slice),
+            tokenizer: tokenizer.map(slice),
         };
         blob.validate_tensors(index.offset, data)?;
         blob.validate_labels(labels.map(|r| r.offset).unwrap_or(0))?;
@@ -283,6 +290,12 @@ impl<'a> Blob<'a> {
     /// Looks a tensor up by name.
     pub fn tensor(&self, name: &str) -> Option<TensorInfo<'a>> {
         self.tensors().find(|t| t.name == name)
+    }
+
+    /// The bytes of the `TOKENIZER` section, when the blob has one (validated by
+    /// [`crate::Tokenizer::from_section`], not here).
+    pub fn tokenizer_section(&self) -> Option<&'a [u8]> {
+        self.tokenizer
     }
 
     /// The label of class `i` (`id2label`), when the blob has labels.
@@ -374,7 +387,7 @@ impl<'a> Blob<'a> {
                 }
                 None
             }
-            quant::PER_ROW_SYMMETRIC => {
+            quant::PER_ROW_SYMMETRIC | quant::PER_ROW_SYMMETRIC_A16 => {
                 if dtype != DType::I8 {
                     return Err(enc("per-row quantization needs dtype int8"));
                 }

@@ -18,6 +18,8 @@ pub struct TensorData {
     pub data: Vec<u8>,
     /// Per-row scales for int8 tensors.
     pub scales: Option<Vec<f32>>,
+    /// int8 weights whose GEMM takes int16 activations (`quant` code 2).
+    pub act16: bool,
 }
 
 impl TensorData {
@@ -29,6 +31,7 @@ impl TensorData {
             shape: shape.to_vec(),
             data: bytemuck::cast_slice(values).to_vec(),
             scales: None,
+            act16: false,
         }
     }
 
@@ -41,6 +44,47 @@ impl TensorData {
             shape: shape.to_vec(),
             data: bytemuck::cast_slice(&h).to_vec(),
             scales: None,
+            act16: false,
+        }
+    }
+
+    /// An int8 tensor with per-row scales whose clipping range minimises each row's squared
+    /// error: the scale is searched over `(0.70..=1.0) · max|w| / 127` (a row's extreme value
+    /// may be worth clipping when that refines the step for all the others).
+    pub fn i8_per_row_mse(name: &str, shape: &[u32], values: &[f32]) -> Self {
+        let rows = shape[0] as usize;
+        let cols = values.len() / rows.max(1);
+        let mut q = Vec::with_capacity(values.len());
+        let mut scales = Vec::with_capacity(rows);
+        for row in values.chunks(cols.max(1)) {
+            let amax = row.iter().fold(0f32, |m, &v| m.max(v.abs()));
+            let mut best = (f64::INFINITY, if amax > 0.0 { amax / 127.0 } else { 1.0 });
+            if amax > 0.0 {
+                for step in 0..=30 {
+                    let s = amax * (1.0 - 0.01 * step as f32) / 127.0;
+                    let err: f64 = row
+                        .iter()
+                        .map(|&v| {
+                            let d = v - s * libm::roundf(v / s).clamp(-127.0, 127.0);
+                            (d as f64) * (d as f64)
+                        })
+                        .sum();
+                    if err < best.0 {
+                        best = (err, s);
+                    }
+                }
+            }
+            let s = best.1;
+            scales.push(s);
+            q.extend(row.iter().map(|&v| libm::roundf(v / s).clamp(-127.0, 127.0) as i8 as u8));
+        }
+        TensorData {
+            name: name.into(),
+            dtype: DType::I8,
+            shape: shape.to_vec(),
+            data: q,
+            scales: Some(scales),
+            act16: false,
         }
     }
 
@@ -56,7 +100,14 @@ impl TensorData {
             scales.push(s);
             q.extend(row.iter().map(|&v| libm::roundf(v / s).clamp(-127.0, 127.0) as i8 as u8));
         }
-        TensorData { name: name.into(), dtype: DType::I8, shape: shape.to_vec(), data: q, scales: Some(scales) }
+        TensorData {
+            name: name.into(),
+            dtype: DType::I8,
+            shape: shape.to_vec(),
+            data: q,
+            scales: Some(scales),
+            act16: false,
+        }
     }
 }
 
@@ -67,6 +118,8 @@ pub struct BlobWriter {
     pub tensors: Vec<TensorData>,
     /// `id2label`, in class order.
     pub labels: Vec<String>,
+    /// The `TOKENIZER` section's bytes, when the blob carries a tokenizer.
+    pub tokenizer: Option<Vec<u8>>,
 }
 
 fn pad_to(v: &mut Vec<u8>, align: usize) {
@@ -77,7 +130,7 @@ fn pad_to(v: &mut Vec<u8>, align: usize) {
 
 impl BlobWriter {
     pub fn new(config: ModelConfig) -> Self {
-        BlobWriter { config, tensors: Vec::new(), labels: Vec::new() }
+        BlobWriter { config, tensors: Vec::new(), labels: Vec::new(), tokenizer: None }
     }
 
     /// Serialises header, section table, index, strings, labels and data, then the checksum.
@@ -96,14 +149,16 @@ impl BlobWriter {
             strings.extend_from_slice(l.as_bytes());
         }
 
-        let n_sections = if self.labels.is_empty() { 3 } else { 4 };
+        let n_sections = 3 + usize::from(!self.labels.is_empty()) + usize::from(self.tokenizer.is_some());
         let table_end = HEADER_SIZE + n_sections * SECTION_ENTRY_SIZE;
         let align = |x: usize| x.div_ceil(ALIGN) * ALIGN;
         let index_off = align(table_end);
         let index_len = self.tensors.len() * TENSOR_ENTRY_SIZE;
         let strings_off = align(index_off + index_len);
         let labels_off = align(strings_off + strings.len());
-        let data_off = align(labels_off + labels.len());
+        let tok = self.tokenizer.as_deref().unwrap_or(&[]);
+        let tok_off = align(labels_off + labels.len());
+        let data_off = align(tok_off + tok.len());
 
         // Data section: each tensor's bytes then its scales, each 64-aligned.
         let mut data = Vec::new();
@@ -149,12 +204,19 @@ impl BlobWriter {
         if !self.labels.is_empty() {
             sec(&mut out, 3, section::LABELS, 0, labels_off, labels.len());
         }
+        if self.tokenizer.is_some() {
+            sec(&mut out, n_sections - 1, section::TOKENIZER, 0, tok_off, tok.len());
+        }
         for (i, (t, (d, s))) in self.tensors.iter().zip(&places).enumerate() {
             let at = index_off + i * TENSOR_ENTRY_SIZE;
             put32(&mut out, at, name_refs[i].0);
             put32(&mut out, at + 4, name_refs[i].1);
             out[at + 8] = t.dtype as u8;
-            out[at + 9] = if t.scales.is_some() { quant::PER_ROW_SYMMETRIC } else { quant::NONE };
+            out[at + 9] = match (&t.scales, t.act16) {
+                (None, _) => quant::NONE,
+                (Some(_), false) => quant::PER_ROW_SYMMETRIC,
+                (Some(_), true) => quant::PER_ROW_SYMMETRIC_A16,
+            };
             out[at + 10] = 0;
             out[at + 11] = t.shape.len() as u8;
             for dim in 0..4 {
@@ -168,6 +230,7 @@ impl BlobWriter {
         }
         out[strings_off..strings_off + strings.len()].copy_from_slice(&strings);
         out[labels_off..labels_off + labels.len()].copy_from_slice(&labels);
+        out[tok_off..tok_off + tok.len()].copy_from_slice(tok);
         out.extend_from_slice(&data);
         let size = out.len() as u64;
         put64(&mut out, 32, size);

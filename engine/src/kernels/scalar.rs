@@ -25,6 +25,19 @@ pub fn gemm_i8_i32(m: usize, n: usize, k: usize, a: &[i8], b: &[i8], c: &mut [i3
     }
 }
 
+/// `c[i][j] = Σ_k a[i][k] · b[j][k]` for int16 activations `a` and int8 weights `b`,
+/// exact in i64 (an i32 would overflow past k = 516 at the extremes).
+pub fn gemm_i16_i8_i64(m: usize, n: usize, k: usize, a: &[i16], b: &[i8], c: &mut [i64]) {
+    assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n, "gemm_i16_i8_i64: buffers too small");
+    for i in 0..m {
+        let row = &a[i * k..(i + 1) * k];
+        for j in 0..n {
+            let col = &b[j * k..(j + 1) * k];
+            c[i * n + j] = row.iter().zip(col).map(|(&x, &y)| x as i64 * y as i64).sum();
+        }
+    }
+}
+
 /// `c[i][j] = Σ_k a[i][k] · b[j][k]` in f32 (the float reference path).
 pub fn gemm_f32(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n, "gemm_f32: buffers too small");
@@ -37,9 +50,21 @@ pub fn gemm_f32(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32
     }
 }
 
-/// Dot product in f32.
+/// Dot product in f32. Eight independent partial sums let the compiler vectorise
+/// (a single running sum pins the float addition order and stays scalar).
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(&x, &y)| x * y).sum()
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(&x, &y)| x * y).sum();
+    (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The encoder: embeddings, projection to hidden, and the shared layer(s) iterated
 //! `num_hidden_layers` times, as transformers' `AlbertModel` computes them.
 
+use super::observe::{Gemm, NoObserver, Observer, Site};
 use super::scratch::{Plan, Work};
 use super::weights::{Layer, Linear, Matrix, Norm};
 use super::{Inputs, Model};
@@ -61,23 +62,51 @@ pub(crate) fn linear(x: &[f32], m: usize, lin: &Linear<'_>, y: &mut [f32], work:
                 }
             }
         }
-        Matrix::I8 { q, scales } => {
-            let qx = &mut work.qx[..m * k];
+        Matrix::I8 { q, scales, act16 } => {
+            // Quantize every input row (per token; centred when the linear has row sums),
+            // then one exact integer product per row.
+            let asym = lin.row_sum.is_some();
             for r in 0..m {
-                work.qs[r] = ops::quantize_row(&x[r * k..(r + 1) * k], &mut qx[r * k..(r + 1) * k]);
+                let xr = &x[r * k..(r + 1) * k];
+                let (t, c) = if act16 {
+                    ops::quantize_row(xr, lin.input_mul, asym, &mut work.qx16[r * k..(r + 1) * k])
+                } else {
+                    ops::quantize_row(xr, lin.input_mul, asym, &mut work.qx[r * k..(r + 1) * k])
+                };
+                (work.qs[r], work.qc[r]) = (t, c);
             }
-            let acc = &mut work.acc[..n];
             for r in 0..m {
-                scalar::gemm_i8_i32(1, n, k, &qx[r * k..(r + 1) * k], q, acc);
-                let t = work.qs[r];
-                for ((o, &a), &s) in y[r * n..(r + 1) * n].iter_mut().zip(acc.iter()).zip(scales) {
-                    *o = t * s * a as f32;
+                let (t, c) = (work.qs[r], work.qc[r]);
+                let out = &mut y[r * n..(r + 1) * n];
+                if act16 {
+                    scalar::gemm_i16_i8_i64(1, n, k, &work.qx16[r * k..(r + 1) * k], q, &mut work.acc64[..n]);
+                    for ((o, &a), &s) in out.iter_mut().zip(work.acc64.iter()).zip(scales) {
+                        *o = t * s * a as f32;
+                    }
+                } else {
+                    scalar::gemm_i8_i32(1, n, k, &work.qx[r * k..(r + 1) * k], q, &mut work.acc[..n]);
+                    for ((o, &a), &s) in out.iter_mut().zip(work.acc.iter()).zip(scales) {
+                        *o = t * s * a as f32;
+                    }
+                }
+                if let Some(rs) = lin.row_sum {
+                    // The centre c of the token's range times Σ_k W[n][k].
+                    out.iter_mut().zip(rs).for_each(|(o, &s)| *o += c * s);
                 }
             }
         }
     }
     for row in y[..m * n].chunks_exact_mut(n) {
         row.iter_mut().zip(lin.b).for_each(|(o, b)| *o += b);
+    }
+    if let Some(o) = &lin.outliers {
+        let c = o.cols.len();
+        for r in 0..m {
+            let xr = &x[r * k..(r + 1) * k];
+            for (yo, wrow) in y[r * n..(r + 1) * n].iter_mut().zip(o.w.chunks_exact(c)) {
+                *yo += o.cols.iter().zip(wrow).map(|(&col, &w)| xr[col as usize] * w).sum::<f32>();
+            }
+        }
     }
 }
 
@@ -149,6 +178,16 @@ impl Model<'_> {
     /// `scratch` must be at least [`Model::scratch_bytes`]`(inputs.seq_len, inputs.batch)`
     /// long. Nothing is allocated.
     pub fn encode<'s>(&self, inputs: &Inputs<'_>, scratch: &'s mut [u8]) -> Result<Encoded<'s>, Error> {
+        self.encode_observed(inputs, scratch, &mut NoObserver)
+    }
+
+    /// [`Model::encode`], reporting every GEMM and layer output to `obs`.
+    pub fn encode_observed<'s, O: Observer>(
+        &self,
+        inputs: &Inputs<'_>,
+        scratch: &'s mut [u8],
+        obs: &mut O,
+    ) -> Result<Encoded<'s>, Error> {
         self.check_inputs(inputs)?;
         let c: ModelConfig = *self.config();
         let (b, s) = (inputs.batch, inputs.seq_len);
@@ -169,11 +208,12 @@ impl Model<'_> {
         }
         norm_rows(r.emb, e, &w.emb_norm, eps);
         linear(r.emb, t, &w.mapping_in, r.hidden, &mut work);
+        obs.gemm(Site { gemm: Gemm::MappingIn, layer: 0, iteration: 0 }, r.emb, r.hidden, t);
 
         let inner = c.inner_group_num as usize;
         for it in 0..c.num_hidden_layers {
             let g = ModelConfig::group_of_iteration(it, c.num_hidden_layers, c.num_hidden_groups);
-            for layer in &w.layers[g * inner..(g + 1) * inner] {
+            for (j, layer) in w.layers[g * inner..(g + 1) * inner].iter().enumerate() {
                 let bufs = LayerBufs {
                     attn: &mut *r.attn,
                     q: &mut *r.q,
@@ -183,7 +223,9 @@ impl Model<'_> {
                     ffn: &mut *r.ffn,
                     probs: &mut *r.probs,
                 };
-                layer_forward(&c, layer, inputs, r.hidden, bufs, &mut work);
+                let at = Site { gemm: Gemm::Query, layer: g * inner + j, iteration: it };
+                layer_forward(&c, layer, inputs, r.hidden, bufs, &mut work, at, obs);
+                obs.layer(it, g * inner + j, r.hidden);
             }
         }
         Ok(Encoded { hidden: r.hidden, work, batch: b, seq_len: s, hidden_size: h })
@@ -202,14 +244,18 @@ struct LayerBufs<'x> {
 
 /// One `AlbertLayer`: attention with residual and LayerNorm, then FFN with residual and
 /// LayerNorm. Updates `hidden` in place.
-fn layer_forward(
+#[allow(clippy::too_many_arguments)]
+fn layer_forward<O: Observer>(
     c: &ModelConfig,
     l: &Layer<'_>,
     inp: &Inputs<'_>,
     hidden: &mut [f32],
     x: LayerBufs<'_>,
     work: &mut Work<'_>,
+    at: Site,
+    obs: &mut O,
 ) {
+    let site = |gemm| Site { gemm, ..at };
     let (b, s) = (inp.batch, inp.seq_len);
     let t = b * s;
     let h = c.hidden_size as usize;
@@ -218,8 +264,11 @@ fn layer_forward(
     let scale = 1.0 / libm::sqrtf(d as f32);
 
     linear(hidden, t, &l.query, x.q, work);
+    obs.gemm(site(Gemm::Query), hidden, x.q, t);
     linear(hidden, t, &l.key, x.k, work);
+    obs.gemm(site(Gemm::Key), hidden, x.k, t);
     linear(hidden, t, &l.value, x.v, work);
+    obs.gemm(site(Gemm::Value), hidden, x.v, t);
 
     for bi in 0..b {
         let base = bi * s;
@@ -246,12 +295,15 @@ fn layer_forward(
     }
 
     linear(x.ctx, t, &l.dense, x.attn, work);
+    obs.gemm(site(Gemm::Dense), x.ctx, x.attn, t);
     x.attn.iter_mut().zip(hidden.iter()).for_each(|(a, &hv)| *a += hv);
     norm_rows(x.attn, h, &l.attn_norm, c.layer_norm_eps);
 
     linear(x.attn, t, &l.ffn, x.ffn, work);
+    obs.gemm(site(Gemm::Ffn), x.attn, x.ffn, t);
     ops::activate(x.ffn, c.hidden_act);
     linear(x.ffn, t, &l.ffn_output, hidden, work);
+    obs.gemm(site(Gemm::FfnOutput), x.ffn, hidden, t);
     hidden.iter_mut().zip(x.attn.iter()).for_each(|(hv, &a)| *hv += a);
     norm_rows(hidden, h, &l.out_norm, c.layer_norm_eps);
 }

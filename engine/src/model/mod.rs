@@ -2,6 +2,7 @@
 
 mod forward;
 mod heads;
+pub mod observe;
 mod scratch;
 pub mod weights;
 

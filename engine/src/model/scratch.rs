@@ -10,6 +10,7 @@ pub(crate) struct Plan {
     f32s: usize,
     i32s: usize,
     i8s: usize,
+    i16s: usize,
 }
 
 impl Plan {
@@ -22,10 +23,18 @@ impl Plan {
             max_n = max_n.max(c.vocab_size as usize);
         }
         // hidden, attention out, q, k, v, context: T×H each; FFN: T×I; embeddings: T×E;
-        // attention probabilities: one row of S; per-token activation scales: T;
+        // attention probabilities: one row of S; per-token activation scales and centres: 2T;
         // a dequantized weight row: max K; head temporaries: H + E.
-        let f32s = t.saturating_mul(6 * h + i + e + 1).saturating_add(seq + max_k + h + e);
-        Plan { tokens: t, f32s, i32s: max_n, i8s: t.saturating_mul(max_k) }
+        let f32s = t.saturating_mul(6 * h + i + e + 2).saturating_add(seq + max_k + h + e);
+        // i32s holds max_n i32 accumulators, then max_n i64 ones for int16-activation
+        // GEMMs (2 words each, plus one word of alignment slack).
+        Plan {
+            tokens: t,
+            f32s,
+            i32s: max_n.saturating_mul(3).saturating_add(1),
+            i8s: t.saturating_mul(max_k),
+            i16s: t.saturating_mul(max_k),
+        }
     }
 
     /// Bytes the caller must provide (with slack to align the start).
@@ -35,7 +44,7 @@ impl Plan {
 
     /// 4-byte words the regions fill once aligned.
     fn words(&self) -> usize {
-        self.f32s.saturating_add(self.i32s).saturating_add(self.i8s.div_ceil(4))
+        self.f32s.saturating_add(self.i32s).saturating_add(self.i16s.div_ceil(2)).saturating_add(self.i8s.div_ceil(4))
     }
 }
 
@@ -45,8 +54,14 @@ pub(crate) struct Work<'s> {
     pub qx: &'s mut [i8],
     /// Per-token activation scales.
     pub qs: &'s mut [f32],
+    /// Per-token activation centres.
+    pub qc: &'s mut [f32],
     /// One row of i32 accumulators (max N).
     pub acc: &'s mut [i32],
+    /// One row of i64 accumulators (max N), for int16-activation GEMMs.
+    pub acc64: &'s mut [i64],
+    /// Activations quantized to int16, up to T × max K.
+    pub qx16: &'s mut [i16],
     /// One dequantized weight row (max K).
     pub wrow: &'s mut [f32],
     /// Head temporaries.
@@ -72,6 +87,13 @@ fn take<'s, T>(buf: &mut &'s mut [T], n: usize) -> &'s mut [T] {
     let (a, b) = core::mem::take(buf).split_at_mut(n);
     *buf = b;
     a
+}
+
+/// Splits the accumulator words: a third as i32, the rest as i64 (8-byte aligned).
+fn split_acc(acc: &mut [i32]) -> (&mut [i32], &mut [i64]) {
+    let (a, b) = acc.split_at_mut(acc.len() / 3);
+    let (_, b64, _) = bytemuck::pod_align_to_mut::<i32, i64>(b);
+    (a, b64)
 }
 
 impl Plan {
@@ -101,13 +123,30 @@ impl Plan {
         let emb = take(&mut floats, t * e);
         let probs = take(&mut floats, seq);
         let qs = take(&mut floats, t);
+        let qc = take(&mut floats, t);
         let wrow = take(&mut floats, max_k);
         let th = take(&mut floats, h);
         let te = take(&mut floats, e);
         let acc_f = take(&mut floats, self.i32s);
         let acc: &mut [i32] = bytemuck::cast_slice_mut(acc_f);
+        let qx16_f = take(&mut floats, self.i16s.div_ceil(2));
+        let qx16: &mut [i16] = &mut bytemuck::cast_slice_mut(qx16_f)[..self.i16s];
         let rest: &mut [u8] = bytemuck::cast_slice_mut(floats);
         let qx: &mut [i8] = bytemuck::cast_slice_mut(&mut rest[..self.i8s]);
-        Ok(Regions { hidden, attn, q, k, v, ctx, ffn, emb, probs, work: Work { qx, qs, acc, wrow, th, te } })
+        // Split the accumulators: i32 view for int8 GEMMs, i64 view (same memory, used at
+        // other times) for int16 ones. The i64 view needs 8-byte alignment.
+        let (acc, acc64) = split_acc(acc);
+        Ok(Regions {
+            hidden,
+            attn,
+            q,
+            k,
+            v,
+            ctx,
+            ffn,
+            emb,
+            probs,
+            work: Work { qx, qs, qc, acc, acc64, qx16, wrow, th, te },
+        })
     }
 }

@@ -13,10 +13,12 @@ use crate::format::{Blob, TensorInfo};
 pub enum Matrix<'a> {
     F32(&'a [f32]),
     F16(&'a [f16]),
-    /// int8 values with one scale per row: `w[r][c] ≈ scales[r] · q[r][c]`.
+    /// int8 values with one scale per row: `w[r][c] ≈ scales[r] · q[r][c]`. With `act16`
+    /// the GEMM quantizes its input to int16 rather than int8.
     I8 {
         q: &'a [i8],
         scales: &'a [f32],
+        act16: bool,
     },
 }
 
@@ -35,7 +37,7 @@ impl Weight<'_> {
         match self.m {
             Matrix::F32(w) => out.copy_from_slice(&w[r * c..(r + 1) * c]),
             Matrix::F16(w) => out.iter_mut().zip(&w[r * c..(r + 1) * c]).for_each(|(o, v)| *o = v.to_f32()),
-            Matrix::I8 { q, scales } => {
+            Matrix::I8 { q, scales, .. } => {
                 let s = scales[r];
                 out.iter_mut().zip(&q[r * c..(r + 1) * c]).for_each(|(o, &v)| *o = s * v as f32);
             }
@@ -48,7 +50,7 @@ impl Weight<'_> {
         match self.m {
             Matrix::F32(w) => out.iter_mut().zip(&w[r * c..(r + 1) * c]).for_each(|(o, v)| *o += v),
             Matrix::F16(w) => out.iter_mut().zip(&w[r * c..(r + 1) * c]).for_each(|(o, v)| *o += v.to_f32()),
-            Matrix::I8 { q, scales } => {
+            Matrix::I8 { q, scales, .. } => {
                 let s = scales[r];
                 out.iter_mut().zip(&q[r * c..(r + 1) * c]).for_each(|(o, &v)| *o += s * v as f32);
             }
@@ -69,6 +71,26 @@ impl Weight<'_> {
 pub struct Linear<'a> {
     pub w: Weight<'a>,
     pub b: &'a [f32],
+    /// Per-input-channel multipliers applied to `x` before it is quantized (SmoothQuant-style
+    /// migration of activation outliers into the weights, whose columns were divided by the
+    /// same values at quantize time). Only with int8 weights.
+    pub input_mul: Option<&'a [f32]>,
+    /// Input channels computed in f32 instead (LLM.int8-style decomposition): their
+    /// activations are excluded from quantization (`input_mul` is 0 there) and their
+    /// contribution is added from these f32 weight columns.
+    pub outliers: Option<Outliers<'a>>,
+    /// `Σ_k W[n][k]` per output row, of the stored (dequantized) weights: present when the
+    /// GEMM quantizes its input centred on each token's midpoint, whose offset it corrects.
+    pub row_sum: Option<&'a [f32]>,
+}
+
+/// The f32 part of a decomposed linear.
+#[derive(Clone, Copy, Debug)]
+pub struct Outliers<'a> {
+    /// Input channel indices, stored as exact f32 integers (all below 2^20).
+    pub cols: &'a [f32],
+    /// `out × cols.len()`, row-major: `w[n][j] = W[n][cols[j]]`.
+    pub w: &'a [f32],
 }
 
 /// LayerNorm parameters.
@@ -99,6 +121,8 @@ pub struct MlmHead<'a> {
     /// The decoder weight: the word embeddings unless the checkpoint untied them.
     pub decoder: Weight<'a>,
     pub bias: &'a [f32],
+    /// Row sums of the decoder weight (`predictions.decoder.row_sum`), see [`Linear::row_sum`].
+    pub decoder_row_sum: Option<&'a [f32]>,
 }
 
 /// All weights of a model, borrowed from its blob.
@@ -161,7 +185,60 @@ impl<'a> Loader<'_, 'a> {
     fn linear(&mut self, prefix: &str, out: u32, inp: u32) -> Result<Linear<'a>, Error> {
         let w = self.matrix(&fmt_name(format_args!("{prefix}.weight")), out, inp)?;
         let b = self.vector(&fmt_name(format_args!("{prefix}.bias")), out)?;
-        Ok(Linear { w, b })
+        let mul_name = fmt_name(format_args!("{prefix}.input_mul"));
+        let input_mul = match self.blob.tensor(&mul_name) {
+            None => None,
+            Some(_) => {
+                let m = self.vector(&mul_name, inp)?;
+                if w.dtype() != DType::I8 {
+                    return Err(Error::BadTensorEncoding {
+                        name: name(&mul_name),
+                        detail: "input multipliers are only valid for int8 weights",
+                    });
+                }
+                if m.iter().any(|v| !v.is_finite() || *v < 0.0) {
+                    return Err(Error::BadTensorEncoding {
+                        name: name(&mul_name),
+                        detail: "input multipliers must be finite and non-negative",
+                    });
+                }
+                Some(m)
+            }
+        };
+        let cols_name = fmt_name(format_args!("{prefix}.outlier_cols"));
+        let outliers = match self.blob.tensor(&cols_name) {
+            None => None,
+            Some(t) => {
+                let c = t.shape[0];
+                let cols = self.vector(&cols_name, c)?;
+                let bad = |detail| Error::BadTensorEncoding { name: name(&cols_name), detail };
+                let mul = input_mul.ok_or(bad("outlier columns need input multipliers (0 at those columns)"))?;
+                for &k in cols {
+                    if !(k >= 0.0 && k < inp as f32 && libm::truncf(k) == k) || mul[k as usize] != 0.0 {
+                        return Err(bad("outlier column index out of range, not an integer, or not masked"));
+                    }
+                }
+                let wname = fmt_name(format_args!("{prefix}.outlier_weight"));
+                let t = self.get(&wname)?;
+                check_shape(&t, [out, c, 1, 1], 2)?;
+                if t.dtype != DType::F32 {
+                    return Err(Error::BadTensorEncoding { name: name(&wname), detail: "outlier weights must be f32" });
+                }
+                Some(Outliers { cols, w: cast(&t)? })
+            }
+        };
+        let rs_name = fmt_name(format_args!("{prefix}.row_sum"));
+        let row_sum = match self.blob.tensor(&rs_name) {
+            None => None,
+            Some(_) if w.dtype() != DType::I8 => {
+                return Err(Error::BadTensorEncoding {
+                    name: name(&rs_name),
+                    detail: "row sums are only valid for int8 weights",
+                });
+            }
+            Some(_) => Some(self.vector(&rs_name, out)?),
+        };
+        Ok(Linear { w, b, input_mul, outliers, row_sum })
     }
 
     fn norm(&mut self, prefix: &str, n: u32) -> Result<Norm<'a>, Error> {
@@ -188,7 +265,9 @@ fn matrix_of<'a>(t: &TensorInfo<'a>, rows: u32, cols: u32) -> Result<Weight<'a>,
     let m = match (t.dtype, t.scales) {
         (DType::F32, None) => Matrix::F32(cast(t)?),
         (DType::F16, None) => Matrix::F16(cast(t)?),
-        (DType::I8, Some(scales)) => Matrix::I8 { q: cast(t)?, scales },
+        (DType::I8, Some(scales)) => {
+            Matrix::I8 { q: cast(t)?, scales, act16: t.quant == crate::format::quant::PER_ROW_SYMMETRIC_A16 }
+        }
         _ => {
             return Err(Error::BadTensorEncoding { name: name(t.name), detail: "dtype and quantization do not match" });
         }
@@ -237,7 +316,11 @@ impl<'a> Weights<'a> {
                 Some(t) => matrix_of(&t, v, e)?,
                 None => word,
             };
-            Some(MlmHead { dense, norm, decoder, bias })
+            let decoder_row_sum = match ld.blob.tensor("predictions.decoder.row_sum") {
+                Some(_) => Some(ld.vector("predictions.decoder.row_sum", v)?),
+                None => None,
+            };
+            Some(MlmHead { dense, norm, decoder, bias, decoder_row_sum })
         } else {
             None
         };
@@ -272,11 +355,13 @@ fn expected_name(c: &ModelConfig, nm: &str) -> bool {
         "embeddings.LayerNorm.bias",
         "encoder.embedding_hidden_mapping_in.weight",
     ];
-    if EMB.contains(&nm) || nm == "encoder.embedding_hidden_mapping_in.bias" {
+
+    let h = c.heads;
+    const PARTS: [&str; 6] = [".weight", ".bias", ".input_mul", ".outlier_cols", ".outlier_weight", ".row_sum"];
+    let wb = |p: &str| nm.strip_prefix(p).is_some_and(|r| PARTS.contains(&r));
+    if EMB.contains(&nm) || wb("encoder.embedding_hidden_mapping_in") {
         return true;
     }
-    let h = c.heads;
-    let wb = |p: &str| nm.strip_prefix(p).is_some_and(|r| r == ".weight" || r == ".bias");
     if (h.has(Heads::POOLER) && wb("pooler"))
         || (h.has(Heads::SOP) && wb("sop_classifier.classifier"))
         || (h.has(Heads::QA) && wb("qa_outputs"))
@@ -285,7 +370,8 @@ fn expected_name(c: &ModelConfig, nm: &str) -> bool {
             && (wb("predictions.dense")
                 || wb("predictions.LayerNorm")
                 || nm == "predictions.bias"
-                || nm == "predictions.decoder.weight"))
+                || nm == "predictions.decoder.weight"
+                || nm == "predictions.decoder.row_sum"))
     {
         return true;
     }
@@ -293,7 +379,7 @@ fn expected_name(c: &ModelConfig, nm: &str) -> bool {
         for j in 0..c.inner_group_num {
             let p = fmt_name(format_args!("encoder.albert_layer_groups.{g}.albert_layers.{j}."));
             if let Some(rest) = nm.strip_prefix(p.as_str()) {
-                let base = rest.strip_suffix(".weight").or_else(|| rest.strip_suffix(".bias"));
+                let base = PARTS.iter().find_map(|p| rest.strip_suffix(p));
                 return matches!(
                     base,
                     Some(

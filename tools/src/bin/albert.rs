@@ -21,6 +21,49 @@ struct Cli {
 enum Command {
     /// Raw model outputs for token ids, with transformers' output names.
     Forward(ForwardArgs),
+    /// Tokenize text with the blob's tokenizer, as AlbertTokenizerFast does.
+    Tokenize(TokenizeArgs),
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum TruncationArg {
+    LongestFirst,
+    OnlyFirst,
+    OnlySecond,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum PaddingArg {
+    DoNotPad,
+    MaxLength,
+}
+
+#[derive(Parser, Debug)]
+struct TokenizeArgs {
+    /// The .albq blob (packed with a tokenizer).
+    #[arg(long, env = "ALBERT_MODEL")]
+    model: PathBuf,
+    /// The text.
+    text: String,
+    /// A second text, making a pair (`[CLS] A [SEP] B [SEP]`, token type 1 for B).
+    #[arg(long)]
+    pair: Option<String>,
+    /// Truncate to this many tokens, special tokens included.
+    #[arg(long)]
+    max_length: Option<usize>,
+    /// How to truncate (with --max-length).
+    #[arg(long, value_enum, default_value = "longest-first")]
+    truncation: TruncationArg,
+    /// `max-length` pads with <pad> up to --max-length.
+    #[arg(long, value_enum, default_value = "do-not-pad")]
+    padding: PaddingArg,
+    /// Do not add [CLS] and [SEP].
+    #[arg(long)]
+    no_special_tokens: bool,
+    /// Print one JSON object: input_ids, token_type_ids, attention_mask, tokens, offsets
+    /// (character offsets into the text each token came from, as transformers gives).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Parser, Debug)]
@@ -151,6 +194,69 @@ fn forward(args: &ForwardArgs) -> Result<()> {
     Ok(())
 }
 
+fn tokenize(args: &TokenizeArgs) -> Result<()> {
+    use albert_engine::tokenizer::{EncodeOptions, Encoding, OwnedWorkspace, Truncation};
+    let mapped = Model::open(&args.model)?;
+    let model = mapped.model();
+    let section = model.blob().tokenizer_section().with_context(|| {
+        format!(
+            "{} has no tokenizer (re-run quantize on a checkpoint with tokenizer.json or spiece.model)",
+            args.model.display()
+        )
+    })?;
+    let tok = albert_engine::Tokenizer::from_section(section)?;
+    let opts = EncodeOptions {
+        add_special_tokens: !args.no_special_tokens,
+        max_length: args.max_length,
+        truncation: match args.truncation {
+            TruncationArg::LongestFirst => Truncation::LongestFirst,
+            TruncationArg::OnlyFirst => Truncation::OnlyFirst,
+            TruncationArg::OnlySecond => Truncation::OnlySecond,
+        },
+        pad_to_max_length: matches!(args.padding, PaddingArg::MaxLength),
+    };
+    if opts.pad_to_max_length && opts.max_length.is_none() {
+        bail!("--padding max-length needs --max-length");
+    }
+    let pair = args.pair.as_deref();
+    let longest = args.text.len().max(pair.map_or(0, str::len));
+    let mut ws = OwnedWorkspace::new(longest);
+    let cap = 4 * (args.text.len() + pair.map_or(0, str::len)) + 8 + args.max_length.unwrap_or(0);
+    let (mut ids, mut types, mut mask, mut offs) = (vec![0; cap], vec![0; cap], vec![0; cap], vec![[0u32; 2]; cap]);
+    let mut out = Encoding { ids: &mut ids, type_ids: &mut types, attention_mask: &mut mask, offsets: &mut offs };
+    let n = tok.encode(&args.text, pair, &opts, &mut ws.workspace(), &mut out)?;
+    let char_off = |text: &str, b: u32| text.get(..b as usize).map_or(0, |s| s.chars().count());
+    let offsets: Vec<[usize; 2]> = (0..n)
+        .map(|i| {
+            let src = if types[i] == 1 { pair.unwrap_or("") } else { &args.text };
+            [char_off(src, offs[i][0]), char_off(src, offs[i][1])]
+        })
+        .collect();
+    let tokens: Vec<&str> = ids[..n].iter().map(|&id| tok.id_to_piece(id).unwrap_or("")).collect();
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        // Field order as transformers' BatchEncoding.
+        #[derive(Serialize)]
+        struct Out<'a> {
+            input_ids: &'a [u32],
+            token_type_ids: &'a [u32],
+            attention_mask: &'a [u32],
+            tokens: Vec<&'a str>,
+            offsets: Vec<[usize; 2]>,
+        }
+        let v = Out { input_ids: &ids[..n], token_type_ids: &types[..n], attention_mask: &mask[..n], tokens, offsets };
+        serde_json::to_writer(&mut stdout, &v)?;
+        writeln!(stdout)?;
+    } else {
+        writeln!(stdout, "{:>5} {:>8} {:>4} {:>9}  token", "pos", "id", "type", "chars")?;
+        for i in 0..n {
+            let o = format!("{}..{}", offsets[i][0], offsets[i][1]);
+            writeln!(stdout, "{i:>5} {:>8} {:>4} {o:>9}  {}", ids[i], types[i], tokens[i])?;
+        }
+    }
+    Ok(())
+}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     use std::io::ErrorKind::BrokenPipe;
     e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == BrokenPipe)
@@ -161,6 +267,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match &cli.command {
         Command::Forward(a) => forward(a),
+        Command::Tokenize(a) => tokenize(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

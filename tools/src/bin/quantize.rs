@@ -5,8 +5,17 @@ use std::process::ExitCode;
 
 use albert_engine::config::DType;
 use albert_tools::checkpoint::{self, Task};
-use albert_tools::{pack, write};
+use albert_tools::{calib, pack, report, tokenizer, write};
 use clap::{Parser, ValueEnum};
+
+/// Which tokenization semantics the packed tokenizer follows.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TokMode {
+    /// `tokenizers` running `tokenizer.json` (what `AlbertTokenizerFast` gives).
+    Fast,
+    /// The slow SentencePiece-based `AlbertTokenizer` (from spiece.model; ids only, no offsets).
+    Sentencepiece,
+}
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum WeightDtype {
@@ -33,6 +42,47 @@ struct Args {
     /// Print only the summary line, not every tensor.
     #[arg(short, long)]
     quiet: bool,
+    /// Tokenizer semantics to pack (from `tokenizer.json`, else `spiece.model`).
+    #[arg(long, value_enum, default_value = "fast")]
+    tokenizer_mode: TokMode,
+    /// Directory to take the tokenizer from (default: the checkpoint directory).
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// Pack no tokenizer even when the checkpoint has one.
+    #[arg(long, conflicts_with = "tokenizer")]
+    no_tokenizer: bool,
+    /// int8: SmoothQuant strength α in [0, 1]: move activation outliers into the weights
+    /// with per-input-channel factors a^α / w^(1-α) from calibration (off by default).
+    #[arg(long, value_name = "ALPHA")]
+    smooth: Option<f32>,
+    /// int8: plain scheme (no outlier split, symmetric activations, max-abs weights).
+    #[arg(long)]
+    plain: bool,
+    /// int8: symmetric per-token activations instead of centred ones.
+    #[arg(long)]
+    symmetric_act: bool,
+    /// int8: choose each weight row's scale to minimise its squared error.
+    #[arg(long)]
+    mse_weights: bool,
+    /// int8: compute in f32 the input channels whose calibrated max exceeds this many
+    /// times the median (at most K/32 per GEMM); 0 disables.
+    #[arg(long, value_name = "RATIO", default_value_t = pack::DEFAULT_OUTLIER_THRESHOLD)]
+    outlier_threshold: f32,
+    /// int8: linears (name suffixes, comma separated, e.g. `ffn_output`) whose GEMM takes
+    /// int16 activations.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    act16: Vec<String>,
+    /// Calibration sequences: a file with one sequence of token ids per line (comma or
+    /// space separated). Without it, built-in synthetic sequences are used.
+    #[arg(long, value_name = "FILE")]
+    calib_ids: Option<PathBuf>,
+    /// Print quantization error: SQNR per tensor, and per GEMM and per iteration of the
+    /// shared layer against the f32 model on the calibration sequences.
+    #[arg(long)]
+    report: bool,
+    /// With --report: print the report as one JSON object instead of tables.
+    #[arg(long, requires = "report")]
+    json: bool,
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
@@ -42,18 +92,113 @@ fn run(args: &Args) -> anyhow::Result<()> {
         WeightDtype::F16 => DType::F16,
         WeightDtype::Int8 => DType::I8,
     };
-    let (bytes, summary) = pack::pack(&ck, dtype)?;
+    let mut opts = pack::PackOptions::new(dtype);
+    let mut tok_line = String::from("no tokenizer");
+    if !args.no_tokenizer {
+        let dir = args.tokenizer.as_deref().unwrap_or(&args.checkpoint);
+        let mode = match args.tokenizer_mode {
+            TokMode::Fast => tokenizer::TokenizerMode::Fast,
+            TokMode::Sentencepiece => tokenizer::TokenizerMode::SentencePiece,
+        };
+        match tokenizer::load_dir(dir, mode)? {
+            Some(spec) => {
+                if spec.vocab.len() > ck.config.vocab_size as usize {
+                    anyhow::bail!(
+                        "the tokenizer has {} pieces but the model's vocab_size is {}",
+                        spec.vocab.len(),
+                        ck.config.vocab_size
+                    );
+                }
+                let section = tokenizer::build_section(&spec)?;
+                tok_line = format!("tokenizer ({} pieces, {} bytes)", spec.vocab.len(), section.len());
+                opts.tokenizer = Some(section);
+            }
+            None if args.tokenizer.is_some() => {
+                anyhow::bail!("{} has neither tokenizer.json nor spiece.model", dir.display())
+            }
+            None => {}
+        }
+    }
+    if let Some(a) = args.smooth
+        && !(0.0..=1.0).contains(&a)
+    {
+        anyhow::bail!("--smooth must be between 0 and 1, got {a}");
+    }
+    if args.plain {
+        opts = pack::PackOptions { tokenizer: opts.tokenizer.take(), ..pack::PackOptions::plain(dtype) };
+    }
+    let int8 = dtype == DType::I8;
+    opts.smooth_alpha = args.smooth.filter(|_| int8);
+    if !args.plain {
+        opts.outlier_threshold = (args.outlier_threshold > 0.0 && int8).then_some(args.outlier_threshold);
+        opts.centred = int8 && !args.symmetric_act;
+    }
+    opts.mse_weights = int8 && args.mse_weights;
+    opts.act16 = args.act16.clone();
+    let calib_seqs = match &args.calib_ids {
+        Some(path) => Some(calib::read_ids(path)?),
+        None => None,
+    };
+    // Calibration statistics come from the f32 model on the calibration sequences.
+    let f32_blob = if opts.smooth_alpha.is_some() || opts.outlier_threshold.is_some() || args.report {
+        let (b, _) = pack::pack(&ck, DType::F32)?;
+        Some(pack::AlignedBlob::new(&b))
+    } else {
+        None
+    };
+    let seqs = match (&calib_seqs, &f32_blob) {
+        (Some(s), _) => s.clone(),
+        (None, Some(_)) => {
+            let (n, len) = pack::SYNTHETIC_CALIB;
+            calib::synthetic_ids(&ck.config, n, len)
+        }
+        _ => Vec::new(),
+    };
+    if let (Some(f), true) = (&f32_blob, opts.smooth_alpha.is_some() || opts.outlier_threshold.is_some()) {
+        let model = albert_engine::Model::from_bytes(f.as_bytes())?;
+        opts.absmax = Some(calib::collect_absmax(&model, &seqs)?);
+    }
+    let (bytes, summary) = pack::pack_with(&ck, &opts)?;
     write::write_atomic(&args.output, &bytes)?;
+    let end_to_end = match (&f32_blob, args.report) {
+        (Some(f), true) => {
+            let reference = albert_engine::Model::from_bytes(f.as_bytes())?;
+            let q = pack::AlignedBlob::new(&bytes);
+            let quantized = albert_engine::Model::from_bytes(q.as_bytes())?;
+            Some(report::end_to_end(&reference, &quantized, &seqs)?)
+        }
+        _ => None,
+    };
+    if args.json {
+        let tensors: Vec<serde_json::Value> = summary
+            .iter()
+            .map(|p| {
+                serde_json::json!({"name": p.name, "dtype": p.dtype.name(), "shape": p.shape, "bytes": p.bytes,
+                    "sqnr_db": if p.sqnr_db.is_finite() { Some(p.sqnr_db) } else { None }})
+            })
+            .collect();
+        let out = serde_json::json!({
+            "output": args.output, "bytes": bytes.len(), "dtype": dtype.name(), "smooth_alpha": opts.smooth_alpha,
+            "calibration_sequences": seqs.len(), "tensors": tensors, "end_to_end": end_to_end,
+        });
+        println!("{out}");
+        return Ok(());
+    }
     if !args.quiet {
-        println!("{:<70} {:>5} {:>16} {:>12}", "tensor", "dtype", "shape", "bytes");
+        println!("{:<72} {:>5} {:>16} {:>10} {:>9}", "tensor", "dtype", "shape", "bytes", "SQNR dB");
         for p in &summary {
             let shape = p.shape.iter().map(u32::to_string).collect::<Vec<_>>().join("x");
-            println!("{:<70} {:>5} {:>16} {:>12}", p.name, p.dtype.name(), shape, p.bytes);
+            let sqnr = if p.sqnr_db.is_finite() { format!("{:.2}", p.sqnr_db) } else { "-".into() };
+            println!("{:<72} {:>5} {:>16} {:>10} {:>9}", p.name, p.dtype.name(), shape, p.bytes, sqnr);
         }
+    }
+    if let Some(r) = &end_to_end {
+        report::print_end_to_end(r);
+        println!();
     }
     let c = &ck.config;
     println!(
-        "wrote {}: {:?} (hidden {}, {} iterations over {} group(s)), {} tensors, {} weights, {} bytes",
+        "wrote {}: {:?} (hidden {}, {} iterations over {} group(s)), {} tensors, {} weights, {}, {} bytes",
         args.output.display(),
         ck.task,
         c.hidden_size,
@@ -61,6 +206,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         c.num_hidden_groups,
         summary.len(),
         dtype.name(),
+        tok_line,
         bytes.len()
     );
     Ok(())

@@ -1,0 +1,97 @@
+//! Calibration: run the float model on sample inputs and record, per encoder GEMM, the
+//! largest |activation| of every input channel (over all tokens and all iterations of the
+//! shared layer). Smoothing (`pack::smooth`) turns these into per-channel multipliers.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use albert_engine::model::observe::{Gemm, Observer, Site};
+use albert_engine::{Inputs, Model, ModelConfig};
+use anyhow::{Context, Result, bail};
+
+/// The checkpoint name of the linear a site runs (`...albert_layers.{j}.attention.query`).
+pub fn linear_name(c: &ModelConfig, gemm: Gemm, layer: usize) -> String {
+    match gemm {
+        Gemm::MappingIn => "encoder.embedding_hidden_mapping_in".to_string(),
+        g => {
+            let inner = c.inner_group_num as usize;
+            format!("encoder.albert_layer_groups.{}.albert_layers.{}.{}", layer / inner, layer % inner, g.hf_name())
+        }
+    }
+}
+
+/// Per linear name, per input channel: max |x|.
+pub type AbsMax = BTreeMap<String, Vec<f32>>;
+
+struct Collect<'c> {
+    cfg: &'c ModelConfig,
+    absmax: AbsMax,
+}
+
+impl Observer for Collect<'_> {
+    fn gemm(&mut self, site: Site, x: &[f32], _y: &[f32], m: usize) {
+        let k = x.len() / m.max(1);
+        let e = self.absmax.entry(linear_name(self.cfg, site.gemm, site.layer)).or_insert_with(|| vec![0.0; k]);
+        for row in x[..m * k].chunks_exact(k) {
+            for (a, &v) in e.iter_mut().zip(row) {
+                *a = a.max(v.abs());
+            }
+        }
+    }
+}
+
+/// Runs `model` (normally the f32 blob) on each sequence and collects [`AbsMax`].
+pub fn collect_absmax(model: &Model<'_>, seqs: &[Vec<u32>]) -> Result<AbsMax> {
+    let cfg = *model.config();
+    let mut obs = Collect { cfg: &cfg, absmax: BTreeMap::new() };
+    let mut scratch = Vec::new();
+    for ids in seqs {
+        scratch.resize(model.scratch_bytes(ids.len(), 1), 0);
+        model.encode_observed(&Inputs::single(ids), &mut scratch, &mut obs)?;
+    }
+    Ok(obs.absmax)
+}
+
+/// Built-in calibration when the user gives none: `n` sequences of random in-vocabulary
+/// ids framed as `[CLS] … [SEP]`, `len` tokens each (fixed seed). Structural outlier
+/// channels (LayerNorm gains, biases) show on any input; real text (`--calib-ids`) is better
+/// for the rest.
+pub fn synthetic_ids(c: &ModelConfig, n: usize, len: usize) -> Vec<Vec<u32>> {
+    let len = len.clamp(2, c.max_position_embeddings as usize);
+    let mut s: u64 = 0x5eed_a1be_27c0_ffee;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let first = 5.min(c.vocab_size as u64 - 1);
+    (0..n)
+        .map(|_| {
+            let mut ids = vec![c.bos_token_id.min(c.vocab_size - 1)];
+            ids.extend((0..len - 2).map(|_| (first + next() % (c.vocab_size as u64 - first)) as u32));
+            ids.push(c.eos_token_id.min(c.vocab_size - 1));
+            ids
+        })
+        .collect()
+}
+
+/// Reads `--calib-ids`: one sequence per line, ids separated by commas or spaces.
+pub fn read_ids(path: &Path) -> Result<Vec<Vec<u32>>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut seqs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let ids: Vec<u32> = line
+            .split([',', ' ', '\t'])
+            .filter(|t| !t.is_empty())
+            .map(|t| t.parse().with_context(|| format!("{}:{}: `{t}` is not a token id", path.display(), n + 1)))
+            .collect::<Result<_>>()?;
+        if !ids.is_empty() {
+            seqs.push(ids);
+        }
+    }
+    if seqs.is_empty() {
+        bail!("{}: no sequences", path.display());
+    }
+    Ok(seqs)
+}
