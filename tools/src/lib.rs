@@ -3,6 +3,8 @@
 
 pub mod calib;
 pub mod checkpoint;
+pub mod eval;
+pub mod goldens;
 pub mod pack;
 pub mod report;
 pub mod tokenizer;

@@ -23,6 +23,9 @@ enum Command {
     Forward(ForwardArgs),
     /// Tokenize text with the blob's tokenizer, as AlbertTokenizerFast does.
     Tokenize(TokenizeArgs),
+    /// Compare a model with a reference: another blob, transformers goldens, or a
+    /// held-out fill-mask set.
+    Eval(EvalArgs),
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -257,6 +260,66 @@ fn tokenize(args: &TokenizeArgs) -> Result<()> {
     Ok(())
 }
 
+#[derive(Parser, Debug)]
+struct EvalArgs {
+    /// The blob to evaluate.
+    #[arg(long, env = "ALBERT_MODEL")]
+    model: PathBuf,
+    /// A reference blob (e.g. the f32 packing of the same checkpoint), run on --ids-file.
+    #[arg(long, requires = "ids_file")]
+    reference: Option<PathBuf>,
+    /// Sequences for --reference: one line of comma- or space-separated ids each.
+    #[arg(long)]
+    ids_file: Option<PathBuf>,
+    /// A goldens directory written by tests/reference/ (goldens.json + goldens.safetensors).
+    #[arg(long, conflicts_with = "reference")]
+    goldens: Option<PathBuf>,
+    /// A held-out fill-mask set (heldout.json): top-1 / top-5 agreement with transformers.
+    #[arg(long)]
+    heldout: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn eval(args: &EvalArgs) -> Result<()> {
+    use albert_tools::eval;
+    let mapped = Model::open(&args.model)?;
+    let model = mapped.model();
+    let report = match (&args.reference, &args.goldens) {
+        (Some(r), _) => {
+            let reference = Model::open(r)?;
+            let ids = args.ids_file.as_ref().context("--reference needs --ids-file")?;
+            Some(eval::against_model(model, reference.model(), &albert_tools::calib::read_ids(ids)?)?)
+        }
+        (None, Some(dir)) => Some(eval::against_goldens(model, dir)?),
+        (None, None) => None,
+    };
+    let heldout = match &args.heldout {
+        Some(p) => Some(eval::heldout_agreement(model, p)?),
+        None => None,
+    };
+    if report.is_none() && heldout.is_none() {
+        bail!("nothing to compare with: give --reference with --ids-file, --goldens, or --heldout");
+    }
+    if args.json {
+        let h = heldout.map(|(t1, t5, n)| serde_json::json!({"top1_agree": t1, "top5_overlap": t5, "sentences": n}));
+        println!("{}", serde_json::json!({"report": report, "heldout": h}));
+        return Ok(());
+    }
+    if let Some(r) = &report {
+        eval::print(r);
+    }
+    if let Some((t1, t5, n)) = heldout {
+        println!(
+            "held-out fill-mask ({n} sentences): top-1 agreement {:.2} %, top-5 overlap {:.2} %",
+            100.0 * t1,
+            100.0 * t5
+        );
+    }
+    Ok(())
+}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     use std::io::ErrorKind::BrokenPipe;
     e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == BrokenPipe)
@@ -268,6 +331,7 @@ fn main() -> ExitCode {
     let r = match &cli.command {
         Command::Forward(a) => forward(a),
         Command::Tokenize(a) => tokenize(a),
+        Command::Eval(a) => eval(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -61,9 +61,9 @@ struct Args {
     /// int8: symmetric per-token activations instead of centred ones.
     #[arg(long)]
     symmetric_act: bool,
-    /// int8: choose each weight row's scale to minimise its squared error.
+    /// int8: weight scales from each row's max |w| instead of the least-squared-error search.
     #[arg(long)]
-    mse_weights: bool,
+    maxabs_weights: bool,
     /// int8: compute in f32 the input channels whose calibrated max exceeds this many
     /// times the median (at most K/32 per GEMM); 0 disables.
     #[arg(long, value_name = "RATIO", default_value_t = pack::DEFAULT_OUTLIER_THRESHOLD)]
@@ -133,7 +133,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
         opts.outlier_threshold = (args.outlier_threshold > 0.0 && int8).then_some(args.outlier_threshold);
         opts.centred = int8 && !args.symmetric_act;
     }
-    opts.mse_weights = int8 && args.mse_weights;
+    if !args.plain {
+        opts.mse_weights = int8 && !args.maxabs_weights;
+    }
     opts.act16 = args.act16.clone();
     let calib_seqs = match &args.calib_ids {
         Some(path) => Some(calib::read_ids(path)?),

@@ -1,0 +1,50 @@
+//! Prints the table of int8 fidelity per quantization option and test model that
+//! `engine/FORMAT.md` quotes: `cargo run --release -p albert-tests --example int8_schemes
+//! [FIXTURE,...]` (default: every fixture, the outlier model and the trained model).
+//! Each cell: per-token cosine of `last_hidden_state` mean / min, MLM logit-row cosine mean.
+
+use albert_engine::Model;
+use albert_engine::config::DType;
+use albert_tests::{Fixture, fixture_names};
+use albert_tools::eval;
+use albert_tools::pack::PackOptions;
+
+fn main() -> anyhow::Result<()> {
+    let plain = PackOptions::plain(DType::I8);
+    let variants: Vec<(&str, PackOptions)> = vec![
+        ("plain", plain.clone()),
+        ("split", PackOptions { outlier_threshold: Some(6.0), ..plain.clone() }),
+        ("centred", PackOptions { centred: true, ..plain.clone() }),
+        ("mse", PackOptions { mse_weights: true, ..plain.clone() }),
+        ("smooth.5", PackOptions { smooth_alpha: Some(0.5), ..plain.clone() }),
+        ("all-act16", PackOptions { act16: vec![String::new()], ..plain.clone() }),
+        ("default", PackOptions::new(DType::I8)),
+    ];
+    let names: Vec<String> = match std::env::args().nth(1) {
+        Some(list) => list.split(',').map(str::to_string).collect(),
+        None => {
+            let mut n = fixture_names()?;
+            n.push("outlier_base".into());
+            n.push("trained_pydoc".into());
+            n
+        }
+    };
+    print!("{:>18}", "fixture");
+    for (n, _) in &variants {
+        print!(" {n:>25}");
+    }
+    println!();
+    for name in names {
+        let fx = Fixture::load(&name)?;
+        print!("{name:>18}");
+        for (_, opts) in &variants {
+            let blob = fx.pack_with(opts)?;
+            let model = Model::from_bytes(blob.as_bytes())?;
+            let r = eval::against_goldens(&model, &fx.dir)?;
+            let mlm = r.mlm_cos_mean.map_or("-".to_string(), |m| format!("{m:.5}"));
+            print!(" {:.5}/{:.4}/{mlm:>7}", r.hidden_cos_mean, r.hidden_cos_min);
+        }
+        println!();
+    }
+    Ok(())
+}
