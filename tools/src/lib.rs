@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod eval;
 pub mod goldens;
 pub mod pack;
+pub mod pipelines;
 pub mod report;
 pub mod tokenizer;
 pub mod write;

@@ -26,6 +26,8 @@ enum Command {
     /// Compare a model with a reference: another blob, transformers goldens, or a
     /// held-out fill-mask set.
     Eval(EvalArgs),
+    /// Predict the words hidden behind [MASK] (transformers' fill-mask pipeline).
+    FillMask(FillMaskArgs),
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -260,6 +262,50 @@ fn tokenize(args: &TokenizeArgs) -> Result<()> {
     Ok(())
 }
 
+/// The bundled model, used when neither --model nor ALBERT_MODEL is given.
+const DEFAULT_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/albert-pydoc.albq");
+
+#[derive(Parser, Debug)]
+struct FillMaskArgs {
+    /// The .albq blob (default: the bundled model).
+    #[arg(long, env = "ALBERT_MODEL", default_value = DEFAULT_MODEL)]
+    model: PathBuf,
+    /// How many candidates per [MASK].
+    #[arg(long, default_value_t = 5)]
+    top_k: usize,
+    /// Print JSON as transformers' pipeline returns it.
+    #[arg(long)]
+    json: bool,
+    /// Text with one or more [MASK] tokens.
+    text: String,
+}
+
+fn fill_mask(args: &FillMaskArgs) -> Result<()> {
+    let mapped = Model::open(&args.model)?;
+    let mut p = albert_tools::pipelines::Pipeline::new(mapped.model())?;
+    let results = p.fill_mask(&args.text, args.top_k)?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        // transformers returns a flat list for one mask and a list per mask otherwise.
+        if results.len() == 1 {
+            serde_json::to_writer(&mut stdout, &results[0])?;
+        } else {
+            serde_json::to_writer(&mut stdout, &results)?;
+        }
+        writeln!(stdout)?;
+        return Ok(());
+    }
+    for (m, cands) in results.iter().enumerate() {
+        if results.len() > 1 {
+            writeln!(stdout, "[MASK] #{}", m + 1)?;
+        }
+        for c in cands {
+            writeln!(stdout, "{:>7.4}  {:<16} {}", c.score, c.token_str, c.sequence)?;
+        }
+    }
+    Ok(())
+}
+
 #[derive(Parser, Debug)]
 struct EvalArgs {
     /// The blob to evaluate.
@@ -332,6 +378,7 @@ fn main() -> ExitCode {
         Command::Forward(a) => forward(a),
         Command::Tokenize(a) => tokenize(a),
         Command::Eval(a) => eval(a),
+        Command::FillMask(a) => fill_mask(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
