@@ -28,6 +28,8 @@ enum Command {
     Eval(EvalArgs),
     /// Predict the words hidden behind [MASK] (transformers' fill-mask pipeline).
     FillMask(FillMaskArgs),
+    /// Summarise a blob: config, heads, tensors, quantization, tokenizer, checksum.
+    Inspect(InspectArgs),
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -307,6 +309,80 @@ fn fill_mask(args: &FillMaskArgs) -> Result<()> {
 }
 
 #[derive(Parser, Debug)]
+struct InspectArgs {
+    /// The .albq blob (default: the bundled model).
+    #[arg(long, env = "ALBERT_MODEL", default_value = DEFAULT_MODEL)]
+    model: PathBuf,
+    /// List every tensor.
+    #[arg(long)]
+    tensors: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn inspect(args: &InspectArgs) -> Result<()> {
+    let mapped = Model::open(&args.model)?;
+    let model = mapped.model();
+    let blob = model.blob();
+    let c = model.config();
+    let heads: Vec<&str> = [
+        (Heads::POOLER, "pooler"),
+        (Heads::MLM, "masked-lm"),
+        (Heads::SOP, "sentence-order"),
+        (Heads::SEQ_CLS, "sequence-classification"),
+        (Heads::TOKEN_CLS, "token-classification"),
+        (Heads::QA, "question-answering"),
+        (Heads::MULTIPLE_CHOICE, "multiple-choice"),
+    ]
+    .iter()
+    .filter(|(b, _)| c.heads.has(*b))
+    .map(|(_, n)| *n)
+    .collect();
+    let tensors: Vec<_> = blob.tensors().collect();
+    let count = |suffix: &str| tensors.iter().filter(|t| t.name.ends_with(suffix)).count();
+    let bytes_of = |d: albert_engine::config::DType| -> usize {
+        tensors.iter().filter(|t| t.dtype == d).map(|t| t.data.len() + t.scales.map_or(0, |s| 4 * s.len())).sum()
+    };
+    let labels: Vec<&str> = (0..blob.label_count()).filter_map(|i| blob.label(i)).collect();
+    let tok = blob.tokenizer_section().map(albert_engine::Tokenizer::from_section).transpose()?;
+    let json = serde_json::json!({
+        "file": args.model, "bytes": blob.bytes().len(), "format_version": albert_engine::format::VERSION,
+        "checksum": format!("{:#010x}", blob.checksum),
+        "config": {
+            "vocab_size": c.vocab_size, "embedding_size": c.embedding_size, "hidden_size": c.hidden_size,
+            "num_hidden_layers": c.num_hidden_layers, "num_hidden_groups": c.num_hidden_groups,
+            "inner_group_num": c.inner_group_num, "num_attention_heads": c.num_attention_heads,
+            "intermediate_size": c.intermediate_size, "max_position_embeddings": c.max_position_embeddings,
+            "type_vocab_size": c.type_vocab_size, "hidden_act": format!("{:?}", c.hidden_act),
+            "layer_norm_eps": c.layer_norm_eps, "num_labels": c.num_labels,
+        },
+        "heads": heads, "labels": labels, "weight_dtype": c.weight_dtype.name(),
+        "quantization": {
+            "linears_with_outlier_split": count(".outlier_cols"), "linears_with_input_multipliers": count(".input_mul"),
+            "linears_with_centred_activations": count(".row_sum"),
+            "linears_with_int16_activations": tensors.iter().filter(|t| t.quant == albert_engine::format::quant::PER_ROW_SYMMETRIC_A16).count(),
+        },
+        "bytes_by_dtype": {"int8": bytes_of(albert_engine::config::DType::I8), "f16": bytes_of(albert_engine::config::DType::F16), "f32": bytes_of(albert_engine::config::DType::F32)},
+        "tokenizer": tok.map(|t| serde_json::json!({"mode": format!("{:?}", t.mode()), "pieces": t.vocab_size()})),
+        "tensors": tensors.len(),
+    });
+    if args.json {
+        println!("{json}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    }
+    if args.tensors {
+        println!("{:<72} {:>5} {:>5} {:>16} {:>10}", "tensor", "dtype", "quant", "shape", "bytes");
+        for t in &tensors {
+            let shape = t.shape[..t.ndim as usize].iter().map(u32::to_string).collect::<Vec<_>>().join("x");
+            println!("{:<72} {:>5} {:>5} {:>16} {:>10}", t.name, t.dtype.name(), t.quant, shape, t.data.len());
+        }
+    }
+    Ok(())
+}
+
+#[derive(Parser, Debug)]
 struct EvalArgs {
     /// The blob to evaluate.
     #[arg(long, env = "ALBERT_MODEL")]
@@ -379,6 +455,7 @@ fn main() -> ExitCode {
         Command::Tokenize(a) => tokenize(a),
         Command::Eval(a) => eval(a),
         Command::FillMask(a) => fill_mask(a),
+        Command::Inspect(a) => inspect(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
