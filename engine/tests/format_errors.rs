@@ -253,3 +253,23 @@ fn bad_inputs_are_errors() {
     let mut p = [0f32; 8];
     assert!(matches!(m.pooler_output(&mut enc, 1, &mut p), Err(Error::BadInput { .. })));
 }
+
+#[test]
+fn model_is_send_and_sync_and_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Model<'static>>();
+    let bytes = writer(DType::I8).to_bytes();
+    let a = aligned(&bytes);
+    let m = Model::from_bytes(&bytemuck::cast_slice(&a)[..bytes.len()]).unwrap();
+    let run = |ids: &[u32]| {
+        let mut scratch = vec![0u8; m.scratch_bytes(ids.len(), 1)];
+        m.encode(&Inputs::single(ids), &mut scratch).unwrap().last_hidden_state().to_vec()
+    };
+    let want = run(&[2, 5, 7, 3]);
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8).map(|_| s.spawn(|| run(&[2, 5, 7, 3]))).collect();
+        for h in hs {
+            assert_eq!(h.join().unwrap(), want);
+        }
+    });
+}
