@@ -52,23 +52,29 @@ impl TensorData {
     /// error: the scale is searched over `(0.70..=1.0) · max|w| / 127` (a row's extreme value
     /// may be worth clipping when that refines the step for all the others).
     pub fn i8_per_row_mse(name: &str, shape: &[u32], values: &[f32]) -> Self {
+        Self::i8_rows(name, shape, values, 30)
+    }
+
+    /// An int8 tensor with per-row scales `max|w| / 127`, as `FORMAT.md` specifies.
+    pub fn i8_per_row(name: &str, shape: &[u32], values: &[f32]) -> Self {
+        Self::i8_rows(name, shape, values, 0)
+    }
+
+    /// Per-row symmetric int8, trying scales `(1 − 0.01·i) · max|w| / 127` for
+    /// `i = 0..=search` and keeping the one with the least squared error.
+    fn i8_rows(name: &str, shape: &[u32], values: &[f32], search: u32) -> Self {
         let rows = shape[0] as usize;
         let cols = values.len() / rows.max(1);
+        let quant = |v: f32, s: f32| libm::roundf(v / s).clamp(-127.0, 127.0);
         let mut q = Vec::with_capacity(values.len());
         let mut scales = Vec::with_capacity(rows);
         for row in values.chunks(cols.max(1)) {
             let amax = row.iter().fold(0f32, |m, &v| m.max(v.abs()));
             let mut best = (f64::INFINITY, if amax > 0.0 { amax / 127.0 } else { 1.0 });
-            if amax > 0.0 {
-                for step in 0..=30 {
+            if amax > 0.0 && search > 0 {
+                for step in 0..=search {
                     let s = amax * (1.0 - 0.01 * step as f32) / 127.0;
-                    let err: f64 = row
-                        .iter()
-                        .map(|&v| {
-                            let d = v - s * libm::roundf(v / s).clamp(-127.0, 127.0);
-                            (d as f64) * (d as f64)
-                        })
-                        .sum();
+                    let err: f64 = row.iter().map(|&v| ((v - s * quant(v, s)) as f64).powi(2)).sum();
                     if err < best.0 {
                         best = (err, s);
                     }
@@ -76,29 +82,7 @@ impl TensorData {
             }
             let s = best.1;
             scales.push(s);
-            q.extend(row.iter().map(|&v| libm::roundf(v / s).clamp(-127.0, 127.0) as i8 as u8));
-        }
-        TensorData {
-            name: name.into(),
-            dtype: DType::I8,
-            shape: shape.to_vec(),
-            data: q,
-            scales: Some(scales),
-            act16: false,
-        }
-    }
-
-    /// An int8 tensor with per-row scales, quantized from f32 as `FORMAT.md` specifies.
-    pub fn i8_per_row(name: &str, shape: &[u32], values: &[f32]) -> Self {
-        let rows = shape[0] as usize;
-        let cols = values.len() / rows.max(1);
-        let mut q = Vec::with_capacity(values.len());
-        let mut scales = Vec::with_capacity(rows);
-        for row in values.chunks(cols.max(1)) {
-            let amax = row.iter().fold(0f32, |m, &v| m.max(v.abs()));
-            let s = if amax > 0.0 { amax / 127.0 } else { 1.0 };
-            scales.push(s);
-            q.extend(row.iter().map(|&v| libm::roundf(v / s).clamp(-127.0, 127.0) as i8 as u8));
+            q.extend(row.iter().map(|&v| quant(v, s) as i8 as u8));
         }
         TensorData {
             name: name.into(),
