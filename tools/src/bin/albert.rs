@@ -30,6 +30,8 @@ enum Command {
     FillMask(FillMaskArgs),
     /// Summarise a blob: config, heads, tensors, quantization, tokenizer, checksum.
     Inspect(InspectArgs),
+    /// Latency percentiles, throughput and peak memory of the encoder.
+    Bench(BenchArgs),
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -309,6 +311,90 @@ fn fill_mask(args: &FillMaskArgs) -> Result<()> {
 }
 
 #[derive(Parser, Debug)]
+struct BenchArgs {
+    /// The .albq blob (default: the bundled model).
+    #[arg(long, env = "ALBERT_MODEL", default_value = DEFAULT_MODEL)]
+    model: PathBuf,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 128)]
+    seq: usize,
+    /// Sequences per forward pass.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Timed forward passes.
+    #[arg(long, default_value_t = 20)]
+    iters: usize,
+    /// Untimed forward passes first.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Peak resident memory of this process in bytes (Linux `VmHWM`), if known.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn bench(args: &BenchArgs, started: std::time::Instant) -> Result<()> {
+    use std::time::Instant;
+    let mapped = Model::open(&args.model)?;
+    let model = mapped.model();
+    let ready_ms = started.elapsed().as_secs_f64() * 1e3;
+    let c = *model.config();
+    let seq = args.seq.min(c.max_position_embeddings as usize).max(1);
+    if args.batch == 0 || args.iters == 0 {
+        bail!("--batch and --iters must be at least 1");
+    }
+    // Deterministic in-vocabulary ids framed as [CLS] … [SEP].
+    let mut ids = Vec::with_capacity(seq * args.batch);
+    for b in 0..args.batch {
+        for i in 0..seq {
+            let id = match i {
+                0 => c.bos_token_id,
+                _ if i + 1 == seq => c.eos_token_id,
+                _ => 5 + ((i * 7919 + b * 104_729) % (c.vocab_size as usize - 5)) as u32,
+            };
+            ids.push(id.min(c.vocab_size - 1));
+        }
+    }
+    let inputs =
+        Inputs { input_ids: &ids, token_type_ids: None, attention_mask: None, batch: args.batch, seq_len: seq };
+    let mut scratch = vec![0u8; model.scratch_bytes(seq, args.batch)];
+    for _ in 0..args.warmup {
+        model.encode(&inputs, &mut scratch)?;
+    }
+    let mut ms = Vec::with_capacity(args.iters);
+    for _ in 0..args.iters {
+        let t = Instant::now();
+        model.encode(&inputs, &mut scratch)?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| ms[((p / 100.0) * (ms.len() - 1) as f64).round() as usize];
+    let mean = ms.iter().sum::<f64>() / ms.len() as f64;
+    let seqs_per_s = args.batch as f64 / (mean / 1e3);
+    let out = serde_json::json!({
+        "model": args.model, "seq": seq, "batch": args.batch, "iters": args.iters, "threads": 1,
+        "kernel": albert_engine::kernels::selected().ok().map(|k| k.name()),
+        "p50_ms": pct(50.0), "p90_ms": pct(90.0), "p99_ms": pct(99.0), "mean_ms": mean,
+        "sequences_per_s": seqs_per_s, "tokens_per_s": seqs_per_s * seq as f64,
+        "peak_rss_bytes": peak_rss_bytes(), "scratch_bytes": scratch.len(), "blob_bytes": model.blob().bytes().len(),
+        "ready_ms": ready_ms,
+    });
+    if args.json {
+        println!("{out}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(())
+}
+
+#[derive(Parser, Debug)]
 struct InspectArgs {
     /// The .albq blob (default: the bundled model).
     #[arg(long, env = "ALBERT_MODEL", default_value = DEFAULT_MODEL)]
@@ -316,12 +402,44 @@ struct InspectArgs {
     /// List every tensor.
     #[arg(long)]
     tensors: bool,
+    /// Show the int8 GEMM kernels this CPU supports and the one chosen (`ALBERT_KERNEL`
+    /// forces one), instead of the model.
+    #[arg(long)]
+    kernels: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
 }
 
+fn inspect_kernels(json: bool) -> Result<()> {
+    use albert_engine::kernels;
+    let available: Vec<&str> = kernels::available().map(|k| k.name()).collect();
+    let selected = kernels::selected().map_err(|e| anyhow::anyhow!("ALBERT_KERNEL: {e}"))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"available": available, "selected": selected.name(), "known": kernels::NAMES})
+        );
+    } else {
+        for name in kernels::NAMES {
+            let mark = if name == selected.name() {
+                "*"
+            } else if available.contains(&name) {
+                "+"
+            } else {
+                " "
+            };
+            println!("{mark} {name}");
+        }
+        println!("(* selected, + available; ALBERT_KERNEL=NAME forces one)");
+    }
+    Ok(())
+}
+
 fn inspect(args: &InspectArgs) -> Result<()> {
+    if args.kernels {
+        return inspect_kernels(args.json);
+    }
     let mapped = Model::open(&args.model)?;
     let model = mapped.model();
     let blob = model.blob();
@@ -449,6 +567,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
     let r = match &cli.command {
         Command::Forward(a) => forward(a),
@@ -456,6 +575,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval(a),
         Command::FillMask(a) => fill_mask(a),
         Command::Inspect(a) => inspect(a),
+        Command::Bench(a) => bench(a, started),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
