@@ -1,4 +1,299 @@
-//! Matrix kernels. `scalar` is the reference every faster kernel is checked against
-//! (bit-identical int32 results); the SIMD kernels arrive with their own issue.
+//! Matrix kernels and the table that picks one per process.
+//!
+//! `scalar` is the reference every faster kernel is checked against (bit-identical int32
+//! results, `engine/tests/kernels.rs`). The int8 GEMM `c[m×n] = a[m×k] · b[n×k]ᵀ` has one
+//! implementation per instruction set, all reading both operands in place, row-major along
+//! K (the blob's weight layout, no packing, no scratch):
+//!
+//! | name     | where                      | inner instruction                          | tile (rows × cols) |
+//! |----------|----------------------------|--------------------------------------------|--------------------|
+//! | `scalar` | everywhere                 | plain Rust                                 | 1 × 1              |
+//! | `wide`   | everywhere (`wide` crate)  | i16 shifts + `pmaddwd` / `smull+addp`      | 2 × 2              |
+//! | `avx2`   | x86_64 with AVX2           | `vpmovsxbw` + `vpmaddwd` (ymm)             | 4 × 3              |
+//! | `vnni`   | x86_64 with AVX-512 VNNI   | `vpdpbusd` (zmm), weights biased to u8     | 4 × 4              |
+//! | `neon`   | aarch64                    | `smull` + `sadalp`                         | 4 × 4              |
+//! | `sdot`   | aarch64 with dotprod       | `sdot`                                     | 4 × 4              |
+//! | `i8mm`   | aarch64 with i8mm          | `smmla`                                    | 4 × 4              |
+//!
+//! Every kernel is exact for all of `[-128, 127]` in both operands (see `README.md` in this
+//! folder for how, and for what the generated assembly looks like).
+//!
+//! Selection happens once per process. With `std`: run-time detection
+//! (`is_x86_feature_detected!`, `is_aarch64_feature_detected!`) and the environment
+//! variable `ALBERT_KERNEL=scalar|wide|avx2|vnni|neon|sdot|i8mm`, which forces one (an
+//! unknown or unavailable name is an error from [`selected`], and a panic naming the
+//! variable when inference runs). Without `std`: the best kernel the build's
+//! `target_feature`s allow.
 
 pub mod scalar;
+mod wide;
+
+// The AVX-512 intrinsics of the `vnni` kernel are stable from Rust 1.89: x86_64 builds
+// need 1.89 although the workspace declares 1.85 (raising it is the lead's call: it turns
+// on lints elsewhere). Clippy is told so for this module only.
+#[cfg(target_arch = "x86_64")]
+#[clippy::msrv = "1.89"]
+mod x86;
+
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+
+use core::fmt;
+
+/// Every kernel name, in order of preference (the last available one is the default).
+pub const NAMES: [&str; 7] = ["scalar", "wide", "neon", "sdot", "i8mm", "avx2", "vnni"];
+
+type GemmI8 = unsafe fn(usize, usize, usize, *const i8, *const i8, *mut i32);
+
+/// One int8 GEMM implementation. A `Kernel` value only exists for a kernel the running
+/// CPU supports (the constructors check), which is what makes [`Kernel::gemm_i8_i32`] safe.
+#[derive(Clone, Copy)]
+pub struct Kernel {
+    name: &'static str,
+    gemm: GemmI8,
+}
+
+impl fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl PartialEq for Kernel {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Kernel {
+    /// The kernel's name, as `ALBERT_KERNEL` spells it.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// `c[i][j] = Σ_k a[i][k] · b[j][k]`, exact in i32; the same contract (and result) as
+    /// [`scalar::gemm_i8_i32`].
+    pub fn gemm_i8_i32(&self, m: usize, n: usize, k: usize, a: &[i8], b: &[i8], c: &mut [i32]) {
+        assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n, "gemm_i8_i32: buffers too small");
+        if m == 0 || n == 0 {
+            return;
+        }
+        // SAFETY: the buffers hold m·k, n·k and m·n elements (checked above), which is all
+        // a kernel reads or writes; a `Kernel` is only built for a kernel this CPU supports.
+        unsafe { (self.gemm)(m, n, k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr()) }
+    }
+}
+
+/// Why a kernel name could not be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelError {
+    /// The requested name (cut to 32 bytes).
+    pub requested: heapless::String<32>,
+    /// Whether the name is one of [`NAMES`] (then the CPU or the build lacks it).
+    pub known: bool,
+}
+
+impl fmt::Display for KernelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.known {
+            write!(f, "kernel `{}` is not available on this CPU (available:", self.requested)?;
+        } else {
+            // No `[&str]::join` in no_std (no allocator).
+            write!(f, "unknown kernel `{}` (known:", self.requested)?;
+            for (i, n) in NAMES.iter().enumerate() {
+                write!(f, "{}{n}", if i == 0 { " " } else { ", " })?;
+            }
+            f.write_str("; available here:")?;
+        }
+        for k in available() {
+            write!(f, " {}", k.name)?;
+        }
+        f.write_str(")")
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for KernelError {}
+
+/// `wide` and `scalar` are plain safe Rust: adapters to the raw-pointer table type.
+///
+/// # Safety
+/// `a`, `b`, `c` point to `m·k`, `n·k`, `m·n` valid elements (and `c` to writable ones).
+unsafe fn scalar_raw(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
+    // SAFETY: the caller guarantees the lengths (`Kernel::gemm_i8_i32` checked them).
+    let (a, b, c) = unsafe {
+        (
+            core::slice::from_raw_parts(a, m * k),
+            core::slice::from_raw_parts(b, n * k),
+            core::slice::from_raw_parts_mut(c, m * n),
+        )
+    };
+    scalar::gemm_i8_i32(m, n, k, a, b, c)
+}
+
+/// # Safety
+/// As [`scalar_raw`].
+unsafe fn wide_raw(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
+    // SAFETY: the caller guarantees the lengths (`Kernel::gemm_i8_i32` checked them).
+    let (a, b, c) = unsafe {
+        (
+            core::slice::from_raw_parts(a, m * k),
+            core::slice::from_raw_parts(b, n * k),
+            core::slice::from_raw_parts_mut(c, m * n),
+        )
+    };
+    wide::gemm_i8_i32(m, n, k, a, b, c)
+}
+
+/// Whether this CPU (with `std`: detected at run time; without: the build's target
+/// features) runs kernel `name`. `false` for unknown names.
+pub fn is_supported(name: &str) -> bool {
+    match name {
+        "scalar" | "wide" => true,
+        #[cfg(target_arch = "x86_64")]
+        "avx2" => x86::has_avx2(),
+        #[cfg(target_arch = "x86_64")]
+        "vnni" => x86::has_vnni(),
+        #[cfg(target_arch = "aarch64")]
+        "neon" => aarch64::has_neon(),
+        #[cfg(target_arch = "aarch64")]
+        "sdot" => aarch64::has_sdot(),
+        #[cfg(target_arch = "aarch64")]
+        "i8mm" => aarch64::has_i8mm(),
+        _ => false,
+    }
+}
+
+fn table_entry(name: &'static str) -> Option<GemmI8> {
+    Some(match name {
+        "scalar" => scalar_raw,
+        "wide" => wide_raw,
+        #[cfg(target_arch = "x86_64")]
+        "avx2" => x86::avx2_gemm_i8_i32_4x3,
+        #[cfg(target_arch = "x86_64")]
+        "vnni" => x86::avx512vnni_gemm_i8_i32_4x4,
+        #[cfg(target_arch = "aarch64")]
+        "neon" => aarch64::neon_gemm_i8_i32_4x4,
+        #[cfg(target_arch = "aarch64")]
+        "sdot" => aarch64::sdot_gemm_i8_i32_4x4,
+        #[cfg(target_arch = "aarch64")]
+        "i8mm" => aarch64::i8mm_gemm_i8_i32_4x4,
+        _ => return None,
+    })
+}
+
+/// The kernel called `name`, if this CPU supports it.
+pub fn by_name(name: &str) -> Result<Kernel, KernelError> {
+    let known = NAMES.iter().find(|&&n| n == name);
+    match known {
+        Some(&n) if is_supported(n) => {
+            Ok(Kernel { name: n, gemm: table_entry(n).expect("a supported kernel is in the table") })
+        }
+        _ => {
+            let mut requested = heapless::String::new();
+            for ch in name.chars() {
+                if requested.push(ch).is_err() {
+                    break;
+                }
+            }
+            Err(KernelError { requested, known: known.is_some() })
+        }
+    }
+}
+
+/// The kernels this CPU supports, in order of preference (best last).
+pub fn available() -> impl Iterator<Item = Kernel> {
+    NAMES.iter().filter_map(|n| by_name(n).ok())
+}
+
+/// The best kernel this CPU supports.
+pub fn best() -> Kernel {
+    available().last().expect("scalar is always available")
+}
+
+/// The kernel inference uses: `ALBERT_KERNEL` if set (with `std`), else [`best`].
+/// Decided once per process.
+#[cfg(feature = "std")]
+pub fn selected() -> Result<Kernel, KernelError> {
+    static CHOICE: std::sync::OnceLock<Result<Kernel, KernelError>> = std::sync::OnceLock::new();
+    CHOICE
+        .get_or_init(|| match std::env::var("ALBERT_KERNEL") {
+            Ok(name) if !name.is_empty() => by_name(&name),
+            _ => Ok(best()),
+        })
+        .clone()
+}
+
+/// The kernel inference uses: the best one the build's target features allow.
+#[cfg(not(feature = "std"))]
+pub fn selected() -> Result<Kernel, KernelError> {
+    Ok(best())
+}
+
+/// [`selected`], for the inference path: a bad `ALBERT_KERNEL` is a configuration error
+/// that stops the process with the reason.
+pub(crate) fn active() -> Kernel {
+    match selected() {
+        Ok(k) => k,
+        Err(e) => panic!("ALBERT_KERNEL: {e}"),
+    }
+}
+
+/// Columns per L2 block: the driver walks `nb` weight rows (`nb·k` bytes, about 128 KiB,
+/// a multiple of the tile width `c`) against every row tile of the activations, so the
+/// block stays in L2 while the activation tile (`r·k` bytes) stays in L1.
+#[allow(dead_code)] // unused on targets with only the portable kernels
+pub(crate) fn col_block(k: usize, c: usize) -> usize {
+    ((128 * 1024 / k.max(1)) / c).max(1) * c
+}
+
+/// The blocked driver every SIMD kernel shares: walks `c`-column tiles of `b` inside
+/// L2-sized column blocks, `r`-row tiles of `a`, calls `$tile::<R, C>(k, rows, cols)` with
+/// `R` the smallest of `$rr` that covers the rows left (missing rows and columns are
+/// padded with copies of the last real one and not stored) and stores the valid part.
+///
+/// Expands inside an `unsafe` context; `$a`, `$b`, `$c` are raw pointers to `m·k`, `n·k`,
+/// `m·n` elements.
+#[allow(unused_macros)]
+macro_rules! drive {
+    ($tile:ident, [$($rr:literal),+], $cols:literal, $m:expr, $n:expr, $k:expr, $a:expr, $b:expr, $c:expr) => {{
+        let (m, n, k): (usize, usize, usize) = ($m, $n, $k);
+        let (a, b, c): (*const i8, *const i8, *mut i32) = ($a, $b, $c);
+        let nb = $crate::kernels::col_block(k, $cols);
+        let rmax: usize = drive!(@last $($rr),+);
+        let mut j0 = 0;
+        while j0 < n {
+            let j1 = (j0 + nb).min(n);
+            let mut i = 0;
+            while i < m {
+                let rows_left = m - i;
+                let mut done = 0;
+                $(
+                    if done == 0 && (rows_left <= $rr || $rr == rmax) {
+                        let rows = rows_left.min($rr);
+                        let ap: [*const i8; $rr] = core::array::from_fn(|t| a.add((i + t.min(rows - 1)) * k));
+                        let mut j = j0;
+                        while j < j1 {
+                            let cols = (j1 - j).min($cols);
+                            let bp: [*const i8; $cols] = core::array::from_fn(|t| b.add((j + t.min(cols - 1)) * k));
+                            let out: [[i32; $cols]; $rr] = $tile::<$rr, $cols>(k, ap, bp);
+                            for (t, row) in out.iter().enumerate().take(rows) {
+                                for (u, &v) in row.iter().enumerate().take(cols) {
+                                    *c.add((i + t) * n + j + u) = v;
+                                }
+                            }
+                            j += $cols;
+                        }
+                        done = rows;
+                    }
+                )+
+                i += done;
+            }
+            j0 = j1;
+        }
+    }};
+    (@last $x:literal) => { $x };
+    (@last $x:literal, $($rest:literal),+) => { drive!(@last $($rest),+) };
+}
+#[allow(unused_imports)]
+pub(crate) use drive;

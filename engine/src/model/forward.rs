@@ -7,7 +7,7 @@ use super::weights::{Layer, Linear, Matrix, Norm};
 use super::{Inputs, Model};
 use crate::config::ModelConfig;
 use crate::error::Error;
-use crate::kernels::scalar;
+use crate::kernels::{self, scalar};
 use crate::ops;
 
 /// The encoder's output (`last_hidden_state`), living in the caller's scratch, plus the
@@ -75,23 +75,34 @@ pub(crate) fn linear(x: &[f32], m: usize, lin: &Linear<'_>, y: &mut [f32], work:
                 };
                 (work.qs[r], work.qc[r]) = (t, c);
             }
-            for r in 0..m {
-                let (t, c) = (work.qs[r], work.qc[r]);
-                let out = &mut y[r * n..(r + 1) * n];
-                if act16 {
-                    scalar::gemm_i16_i8_i64(1, n, k, &work.qx16[r * k..(r + 1) * k], q, &mut work.acc64[..n]);
-                    for ((o, &a), &s) in out.iter_mut().zip(work.acc64.iter()).zip(scales) {
-                        *o = t * s * a as f32;
-                    }
-                } else {
-                    scalar::gemm_i8_i32(1, n, k, &work.qx[r * k..(r + 1) * k], q, &mut work.acc[..n]);
-                    for ((o, &a), &s) in out.iter_mut().zip(work.acc.iter()).zip(scales) {
-                        *o = t * s * a as f32;
-                    }
+            // int8 activations: the process's kernel (`kernels::selected`) over blocks of
+            // rows as large as the i32 accumulators allow (all rows at short sequences).
+            let kern = kernels::active();
+            let block = if act16 { 1 } else { (work.acc.len() / n).clamp(1, m) };
+            for r0 in (0..m).step_by(block) {
+                let rows = block.min(m - r0);
+                if !act16 {
+                    let acc = &mut work.acc[..rows * n];
+                    kern.gemm_i8_i32(rows, n, k, &work.qx[r0 * k..(r0 + rows) * k], q, acc);
                 }
-                if let Some(rs) = lin.row_sum {
-                    // The centre c of the token's range times Σ_k W[n][k].
-                    out.iter_mut().zip(rs).for_each(|(o, &s)| *o += c * s);
+                for r in r0..r0 + rows {
+                    let (t, c) = (work.qs[r], work.qc[r]);
+                    let out = &mut y[r * n..(r + 1) * n];
+                    if act16 {
+                        scalar::gemm_i16_i8_i64(1, n, k, &work.qx16[r * k..(r + 1) * k], q, &mut work.acc64[..n]);
+                        for ((o, &a), &s) in out.iter_mut().zip(work.acc64.iter()).zip(scales) {
+                            *o = t * s * a as f32;
+                        }
+                    } else {
+                        let acc = &work.acc[(r - r0) * n..(r - r0 + 1) * n];
+                        for ((o, &a), &s) in out.iter_mut().zip(acc).zip(scales) {
+                            *o = t * s * a as f32;
+                        }
+                    }
+                    if let Some(rs) = lin.row_sum {
+                        // The centre c of the token's range times Σ_k W[n][k].
+                        out.iter_mut().zip(rs).for_each(|(o, &s)| *o += c * s);
+                    }
                 }
             }
         }

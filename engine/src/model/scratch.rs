@@ -3,12 +3,18 @@
 use crate::config::{Heads, ModelConfig};
 use crate::error::Error;
 
+/// Rows of activations one int8 GEMM call takes at most (its i32 output block is
+/// `GEMM_ROWS × N`); longer inputs are processed in blocks of rows.
+pub(crate) const GEMM_ROWS: usize = 64;
+
 /// Element counts of every scratch region for `batch` sequences of `seq` tokens.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Plan {
     pub tokens: usize,
     f32s: usize,
     i32s: usize,
+    /// The leading i32 accumulators (a block of GEMM output rows), before the i64 ones.
+    acc32: usize,
     i8s: usize,
     i16s: usize,
 }
@@ -26,12 +32,16 @@ impl Plan {
         // attention probabilities: one row of S; per-token activation scales and centres: 2T;
         // a dequantized weight row: max K; head temporaries: H + E.
         let f32s = t.saturating_mul(6 * h + i + e + 2).saturating_add(seq + max_k + h + e);
-        // i32s holds max_n i32 accumulators, then max_n i64 ones for int16-activation
-        // GEMMs (2 words each, plus one word of alignment slack).
+        // i32s holds the i32 accumulators of int8 GEMMs: a block of up to GEMM_ROWS output
+        // rows of the widest hidden/FFN linear, and at least one row of any linear; then
+        // max_n i64 ones for int16-activation GEMMs (2 words each, plus one word of
+        // alignment slack).
+        let acc32 = max_n.max(t.min(GEMM_ROWS).saturating_mul(h.max(i)));
         Plan {
             tokens: t,
             f32s,
-            i32s: max_n.saturating_mul(3).saturating_add(1),
+            acc32,
+            i32s: acc32.saturating_add(max_n.saturating_mul(2)).saturating_add(1),
             i8s: t.saturating_mul(max_k),
             i16s: t.saturating_mul(max_k),
         }
@@ -56,7 +66,8 @@ pub(crate) struct Work<'s> {
     pub qs: &'s mut [f32],
     /// Per-token activation centres.
     pub qc: &'s mut [f32],
-    /// One row of i32 accumulators (max N).
+    /// i32 accumulators: at least one row (max N), up to `GEMM_ROWS` rows of a hidden or
+    /// FFN linear.
     pub acc: &'s mut [i32],
     /// One row of i64 accumulators (max N), for int16-activation GEMMs.
     pub acc64: &'s mut [i64],
@@ -89,9 +100,9 @@ fn take<'s, T>(buf: &mut &'s mut [T], n: usize) -> &'s mut [T] {
     a
 }
 
-/// Splits the accumulator words: a third as i32, the rest as i64 (8-byte aligned).
-fn split_acc(acc: &mut [i32]) -> (&mut [i32], &mut [i64]) {
-    let (a, b) = acc.split_at_mut(acc.len() / 3);
+/// Splits the accumulator words: the first `acc32` as i32, the rest as i64 (8-byte aligned).
+fn split_acc(acc: &mut [i32], acc32: usize) -> (&mut [i32], &mut [i64]) {
+    let (a, b) = acc.split_at_mut(acc32);
     let (_, b64, _) = bytemuck::pod_align_to_mut::<i32, i64>(b);
     (a, b64)
 }
@@ -135,7 +146,7 @@ impl Plan {
         let qx: &mut [i8] = bytemuck::cast_slice_mut(&mut rest[..self.i8s]);
         // Split the accumulators: i32 view for int8 GEMMs, i64 view (same memory, used at
         // other times) for int16 ones. The i64 view needs 8-byte alignment.
-        let (acc, acc64) = split_acc(acc);
+        let (acc, acc64) = split_acc(acc, self.acc32);
         Ok(Regions {
             hidden,
             attn,

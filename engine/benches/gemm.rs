@@ -1,0 +1,49 @@
+//! int8 GEMM throughput per kernel on the ALBERT-base linear shapes.
+//!
+//! `cargo bench -p albert-engine --bench gemm` (filter: `-- 'gemm_i8/avx2'`). Throughput is
+//! reported in elements/s where one element is one int8 operation (a multiply-add is 2),
+//! so `Gelem/s` reads as GOPS. M is the number of tokens; N×K the weight (`[out, in]`):
+//! 768×768 (Q, K, V, attention output), 3072×768 (FFN in), 768×3072 (FFN out).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use albert_engine::kernels;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+fn fill(len: usize, seed: u64) -> Vec<i8> {
+    let mut s = seed | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 24) as i8).max(-127)
+        })
+        .collect()
+}
+
+fn gemm(c: &mut Criterion) {
+    let shapes = [(768usize, 768usize), (3072, 768), (768, 3072)];
+    let ms = [1usize, 16, 128];
+    let mut g = c.benchmark_group("gemm_i8");
+    g.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+    for kern in kernels::available() {
+        for &(n, k) in &shapes {
+            let b = fill(n * k, 7);
+            for &m in &ms {
+                let a = fill(m * k, 3);
+                let mut out = vec![0i32; m * n];
+                g.throughput(Throughput::Elements(2 * (m * n * k) as u64));
+                let id = BenchmarkId::new(kern.name(), format!("m{m}_n{n}_k{k}"));
+                g.bench_function(id, |bench| {
+                    bench.iter(|| kern.gemm_i8_i32(m, n, k, black_box(&a), black_box(&b), black_box(&mut out)))
+                });
+            }
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, gemm);
+criterion_main!(benches);

@@ -1,0 +1,256 @@
+//! aarch64 int8 GEMM kernels: plain NEON (`smull` + `sadalp`, every ARMv8-A such as the
+//! Pi 4's Cortex-A72), `sdot` (ARMv8.2 dotprod: the Pi 5's Cortex-A76) and `smmla`
+//! (ARMv8.6 i8mm).
+//!
+//! `sdot` and `smmla` are written as `asm!` because their intrinsics (`vdotq_s32`,
+//! `vmmlaq_s32`) are still unstable in Rust; each is one instruction with register
+//! operands only, inside a function compiled with the feature enabled.
+//!
+//! All three are exact for the full `[-128, 127]` range: `smull` forms i16 products
+//! (|p| ≤ 2¹⁴) and `sadalp` adds them pairwise into i32 (no `smlal` into i16, which would
+//! overflow on two −128·−128 products); `sdot` and `smmla` accumulate in i32.
+
+use core::arch::aarch64::*;
+use core::arch::asm;
+
+use super::drive;
+
+pub(super) fn has_neon() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::arch::is_aarch64_feature_detected!("neon")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(target_feature = "neon")
+    }
+}
+
+pub(super) fn has_sdot() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::arch::is_aarch64_feature_detected!("neon") && std::arch::is_aarch64_feature_detected!("dotprod")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(all(target_feature = "neon", target_feature = "dotprod"))
+    }
+}
+
+pub(super) fn has_i8mm() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::arch::is_aarch64_feature_detected!("neon") && std::arch::is_aarch64_feature_detected!("i8mm")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(all(target_feature = "neon", target_feature = "i8mm"))
+    }
+}
+
+/// Adds the scalar products of `a[i][p..k]` and `b[j][p..k]` to `out` (the K tail).
+///
+/// # Safety
+/// Each pointer valid for `k` bytes.
+#[inline(always)]
+unsafe fn tail<const R: usize, const C: usize>(
+    p: usize,
+    k: usize,
+    a: &[*const i8; R],
+    b: &[*const i8; C],
+    out: &mut [[i32; C]; R],
+) {
+    for i in 0..R {
+        for j in 0..C {
+            for q in p..k {
+                // SAFETY: q < k, inside both rows.
+                out[i][j] += unsafe { *a[i].add(q) as i32 * *b[j].add(q) as i32 };
+            }
+        }
+    }
+}
+
+/// Plain NEON tile: 16 K values per step, `smull`/`smull2` into i16x8 and `sadalp` into
+/// i32x4 (four instructions per 16 multiply-adds). Registers: R·C accumulators + R + C
+/// operands (4×4: 24 of 32).
+///
+/// # Safety
+/// NEON present; each pointer valid for `k` bytes.
+#[inline(always)]
+unsafe fn tile_neon<const R: usize, const C: usize>(k: usize, a: [*const i8; R], b: [*const i8; C]) -> [[i32; C]; R] {
+    // SAFETY: loads read `[p, p + 16)` with `p + 16 ≤ k`; NEON per the contract.
+    unsafe {
+        let mut acc = [[vdupq_n_s32(0); C]; R];
+        let mut p = 0;
+        while p + 16 <= k {
+            let mut bv = [vdupq_n_s8(0); C];
+            for j in 0..C {
+                bv[j] = vld1q_s8(b[j].add(p));
+            }
+            for i in 0..R {
+                let av = vld1q_s8(a[i].add(p));
+                for j in 0..C {
+                    let lo = vmull_s8(vget_low_s8(av), vget_low_s8(bv[j]));
+                    let hi = vmull_high_s8(av, bv[j]);
+                    acc[i][j] = vpadalq_s16(vpadalq_s16(acc[i][j], lo), hi);
+                }
+            }
+            p += 16;
+        }
+        let mut out = [[0i32; C]; R];
+        for i in 0..R {
+            for j in 0..C {
+                out[i][j] = vaddvq_s32(acc[i][j]);
+            }
+        }
+        tail(p, k, &a, &b, &mut out);
+        out
+    }
+}
+
+/// The plain NEON kernel (`neon`), tiles of 4 rows × 4 columns.
+///
+/// # Safety
+/// NEON present; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n` elements.
+#[target_feature(enable = "neon")]
+pub(super) unsafe fn neon_gemm_i8_i32_4x4(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
+    // SAFETY: the driver only forms pointers to rows < m of `a`, < n of `b`, and stores
+    // to `c[i·n + j]` with i < m, j < n; NEON per the contract.
+    unsafe { drive!(tile_neon, [1, 2, 3, 4], 4, m, n, k, a, b, c) }
+}
+
+/// `acc += sdot(a, b)`: lane `l` adds the dot product of bytes `4l..4l+4` of `a` and `b`.
+///
+/// # Safety
+/// dotprod present (the caller is compiled with it).
+#[inline(always)]
+unsafe fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+    // SAFETY: one register-only instruction, available per the contract.
+    unsafe {
+        asm!("sdot {0:v}.4s, {1:v}.16b, {2:v}.16b", inout(vreg) acc, in(vreg) a, in(vreg) b,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    acc
+}
+
+/// `sdot` tile: 16 K values per step, one `sdot` per (row, column) pair (4× the work of
+/// the four-instruction NEON step). Registers: 4×4: 16 accumulators + 8 operands.
+///
+/// # Safety
+/// NEON and dotprod present; each pointer valid for `k` bytes.
+#[inline(always)]
+unsafe fn tile_sdot<const R: usize, const C: usize>(k: usize, a: [*const i8; R], b: [*const i8; C]) -> [[i32; C]; R] {
+    // SAFETY: loads read `[p, p + 16)` with `p + 16 ≤ k`; the features per the contract.
+    unsafe {
+        let mut acc = [[vdupq_n_s32(0); C]; R];
+        let mut p = 0;
+        while p + 16 <= k {
+            let mut bv = [vdupq_n_s8(0); C];
+            for j in 0..C {
+                bv[j] = vld1q_s8(b[j].add(p));
+            }
+            for i in 0..R {
+                let av = vld1q_s8(a[i].add(p));
+                for j in 0..C {
+                    acc[i][j] = sdot(acc[i][j], av, bv[j]);
+                }
+            }
+            p += 16;
+        }
+        let mut out = [[0i32; C]; R];
+        for i in 0..R {
+            for j in 0..C {
+                out[i][j] = vaddvq_s32(acc[i][j]);
+            }
+        }
+        tail(p, k, &a, &b, &mut out);
+        out
+    }
+}
+
+/// The dotprod kernel (`sdot`), tiles of 4 rows × 4 columns.
+///
+/// # Safety
+/// NEON and dotprod present; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n` elements.
+#[target_feature(enable = "neon,dotprod")]
+pub(super) unsafe fn sdot_gemm_i8_i32_4x4(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
+    // SAFETY: as in `neon_gemm_i8_i32_4x4`; the features per the contract.
+    unsafe { drive!(tile_sdot, [1, 2, 3, 4], 4, m, n, k, a, b, c) }
+}
+
+/// `acc += smmla(a, b)`: with `a` = rows (a0, a1) and `b` = rows (b0, b1) of 8 bytes each,
+/// `acc` lanes get `[a0·b0, a0·b1, a1·b0, a1·b1]`.
+///
+/// # Safety
+/// i8mm present (the caller is compiled with it).
+#[inline(always)]
+unsafe fn smmla(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+    // SAFETY: one register-only instruction, available per the contract.
+    unsafe {
+        asm!("smmla {0:v}.4s, {1:v}.16b, {2:v}.16b", inout(vreg) acc, in(vreg) a, in(vreg) b,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    acc
+}
+
+/// Interleaves 8-byte halves of two rows: (`x[0..8] y[0..8]`, `x[8..16] y[8..16]`).
+#[inline(always)]
+unsafe fn zip_rows(x: int8x16_t, y: int8x16_t) -> (int8x16_t, int8x16_t) {
+    // SAFETY: plain NEON register shuffles (the caller has NEON).
+    unsafe {
+        let (x, y) = (vreinterpretq_s64_s8(x), vreinterpretq_s64_s8(y));
+        (vreinterpretq_s8_s64(vzip1q_s64(x, y)), vreinterpretq_s8_s64(vzip2q_s64(x, y)))
+    }
+}
+
+/// `smmla` tile (R and C even): 16 K values per step; rows and columns are paired into
+/// 2×8 operands by `zip1`/`zip2` on 64-bit lanes, two `smmla` per (row pair, column pair),
+/// each 32 multiply-adds (2× `sdot`'s 16 per instruction).
+///
+/// # Safety
+/// NEON and i8mm present; each pointer valid for `k` bytes.
+#[inline(always)]
+unsafe fn tile_i8mm<const R: usize, const C: usize>(k: usize, a: [*const i8; R], b: [*const i8; C]) -> [[i32; C]; R] {
+    // SAFETY: loads read `[p, p + 16)` with `p + 16 ≤ k`; the features per the contract.
+    unsafe {
+        let mut acc = [[vdupq_n_s32(0); C]; R]; // only [..R/2][..C/2] used
+        let mut p = 0;
+        while p + 16 <= k {
+            let mut bz = [(vdupq_n_s8(0), vdupq_n_s8(0)); C];
+            for j in (0..C).step_by(2) {
+                bz[j / 2] = zip_rows(vld1q_s8(b[j].add(p)), vld1q_s8(b[j + 1].add(p)));
+            }
+            for i in (0..R).step_by(2) {
+                let (a_lo, a_hi) = zip_rows(vld1q_s8(a[i].add(p)), vld1q_s8(a[i + 1].add(p)));
+                for j in 0..C / 2 {
+                    acc[i / 2][j] = smmla(smmla(acc[i / 2][j], a_lo, bz[j].0), a_hi, bz[j].1);
+                }
+            }
+            p += 16;
+        }
+        let mut out = [[0i32; C]; R];
+        for i in 0..R / 2 {
+            for j in 0..C / 2 {
+                let mut l = [0i32; 4];
+                vst1q_s32(l.as_mut_ptr(), acc[i][j]);
+                out[2 * i][2 * j] = l[0];
+                out[2 * i][2 * j + 1] = l[1];
+                out[2 * i + 1][2 * j] = l[2];
+                out[2 * i + 1][2 * j + 1] = l[3];
+            }
+        }
+        tail(p, k, &a, &b, &mut out);
+        out
+    }
+}
+
+/// The i8mm kernel (`i8mm`), tiles of 4 rows × 4 columns (2 rows at the bottom edge; a
+/// single last row is paired with itself and stored once).
+///
+/// # Safety
+/// NEON and i8mm present; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n` elements.
+#[target_feature(enable = "neon,i8mm")]
+pub(super) unsafe fn i8mm_gemm_i8_i32_4x4(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
+    // SAFETY: as in `neon_gemm_i8_i32_4x4`; the features per the contract.
+    unsafe { drive!(tile_i8mm, [2, 4], 4, m, n, k, a, b, c) }
+}

@@ -1,0 +1,83 @@
+//! The portable int8 GEMM on the `wide` crate: safe Rust, SIMD on every target `wide`
+//! knows (SSE2 on a default x86_64 build, AVX2 when the build enables it, NEON on
+//! aarch64), plain arrays elsewhere (thumbv7em).
+//!
+//! Only operations that compile to real SIMD on x86_64 *and* aarch64 are used (see
+//! `README.md`): 32 bytes are read as an `i16x16`; `(v << 8) >> 8` sign-extends the even
+//! bytes and `v >> 8` the odd ones (arithmetic shifts: `psllw`/`psraw`, `shl`/`sshr`);
+//! `i16x16::dot` multiplies and adds pairs into i32 (`pmaddwd`, NEON `smull` + `addp`).
+//! Even bytes meet even bytes and odd meet odd, so the sum over both is the dot product,
+//! exact for all of `[-128, 127]` (a pair sums to at most 2·128² < 2³¹).
+
+use ::wide::{i16x16, i32x8};
+
+const STEP: usize = 32;
+
+#[inline(always)]
+fn load(s: &[i8], p: usize) -> i16x16 {
+    bytemuck::pod_read_unaligned::<i16x16>(bytemuck::cast_slice(&s[p..p + STEP]))
+}
+
+#[inline(always)]
+fn split(v: i16x16) -> (i16x16, i16x16) {
+    ((v << 8) >> 8, v >> 8)
+}
+
+/// An `R × C` tile over the whole of K.
+#[inline(always)]
+fn tile<const R: usize, const C: usize>(k: usize, a: [&[i8]; R], b: [&[i8]; C]) -> [[i32; C]; R] {
+    let mut acc = [[i32x8::ZERO; C]; R];
+    let mut p = 0;
+    while p + STEP <= k {
+        let mut bs = [(i16x16::ZERO, i16x16::ZERO); C];
+        for j in 0..C {
+            bs[j] = split(load(b[j], p));
+        }
+        for i in 0..R {
+            let (lo, hi) = split(load(a[i], p));
+            for j in 0..C {
+                acc[i][j] += lo.dot(bs[j].0) + hi.dot(bs[j].1);
+            }
+        }
+        p += STEP;
+    }
+    let mut out = [[0i32; C]; R];
+    for i in 0..R {
+        for j in 0..C {
+            let tail: i32 = a[i][p..k].iter().zip(&b[j][p..k]).map(|(&x, &y)| x as i32 * y as i32).sum();
+            out[i][j] = acc[i][j].reduce_add() + tail;
+        }
+    }
+    out
+}
+
+/// `c[i][j] = Σ_k a[i][k] · b[j][k]`, exact in i32, in tiles of 2 rows × 2 columns.
+pub(super) fn gemm_i8_i32(m: usize, n: usize, k: usize, a: &[i8], b: &[i8], c: &mut [i32]) {
+    const C: usize = 2;
+    let nb = super::col_block(k, C);
+    fn rowk(s: &[i8], i: usize, k: usize) -> &[i8] {
+        &s[i * k..(i + 1) * k]
+    }
+    let row = |s, i| rowk(s, i, k);
+    for j0 in (0..n).step_by(nb) {
+        let j1 = (j0 + nb).min(n);
+        let mut i = 0;
+        while i < m {
+            let rows = (m - i).min(2);
+            for j in (j0..j1).step_by(C) {
+                let cols = (j1 - j).min(C);
+                let bp = [row(b, j), row(b, j + cols - 1)];
+                if rows == 2 {
+                    let out = tile::<2, C>(k, [row(a, i), row(a, i + 1)], bp);
+                    for (t, o) in out.iter().enumerate() {
+                        c[(i + t) * n + j..][..cols].copy_from_slice(&o[..cols]);
+                    }
+                } else {
+                    let out = tile::<1, C>(k, [row(a, i)], bp);
+                    c[i * n + j..][..cols].copy_from_slice(&out[0][..cols]);
+                }
+            }
+            i += rows;
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The conformance suite every int8 GEMM kernel runs: bit-identical i32 results against
+//! `kernels::scalar::gemm_i8_i32` over odd shapes (1..=512 rows, K and N not multiples of
+//! any tile) and extreme values (-128, 127).
+//!
+//! Every kernel the running CPU supports is tested; the suite prints which. With
+//! `ALBERT_EXPECT_KERNELS=a,b,c` (CI sets it, e.g. under qemu) the set of available kernels
+//! must be exactly that, so a kernel that silently went missing fails the run.
+
+use albert_engine::kernels::{self, Kernel, scalar};
+use proptest::prelude::*;
+
+fn rng(seed: u64) -> impl FnMut() -> i8 {
+    let mut s = seed | 1;
+    move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 24) as i8
+    }
+}
+
+/// Random bytes, with a share of the extremes so that saturation bugs show.
+fn fill(len: usize, seed: u64, extremes: u8) -> Vec<i8> {
+    let mut next = rng(seed);
+    (0..len)
+        .map(|_| {
+            let v = next();
+            match (v as u8) % 16 {
+                x if x < extremes / 2 => -128,
+                x if x < extremes => 127,
+                _ => next(),
+            }
+        })
+        .collect()
+}
+
+fn check(kern: Kernel, m: usize, n: usize, k: usize, a: &[i8], b: &[i8]) {
+    let mut want = vec![0i32; m * n];
+    scalar::gemm_i8_i32(m, n, k, a, b, &mut want);
+    // Poison the output so a kernel that skips an element is caught.
+    let mut got = vec![0x5a5a_5a5ai32; m * n + 3];
+    kern.gemm_i8_i32(m, n, k, a, b, &mut got);
+    for i in 0..m {
+        for j in 0..n {
+            assert_eq!(
+                got[i * n + j],
+                want[i * n + j],
+                "kernel {} m={m} n={n} k={k}: c[{i}][{j}] differs",
+                kern.name()
+            );
+        }
+    }
+    assert_eq!(&got[m * n..], &[0x5a5a_5a5a; 3], "kernel {} wrote past c", kern.name());
+}
+
+fn kernels_under_test() -> Vec<Kernel> {
+    kernels::available().collect()
+}
+
+#[test]
+fn reports_and_checks_the_available_set() {
+    let names: Vec<&str> = kernels::available().map(|k| k.name()).collect();
+    eprintln!("kernels available here: {names:?}; selected: {:?}", kernels::selected());
+    assert!(names.contains(&"scalar") && names.contains(&"wide"));
+    if let Ok(expect) = std::env::var("ALBERT_EXPECT_KERNELS") {
+        let want: Vec<&str> = expect.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let mut sorted_want = want.clone();
+        sorted_want.sort_unstable();
+        let mut sorted_got = names.clone();
+        sorted_got.sort_unstable();
+        assert_eq!(sorted_got, sorted_want, "ALBERT_EXPECT_KERNELS={expect}: available kernels differ");
+    }
+    for name in kernels::NAMES {
+        let r = kernels::by_name(name);
+        assert_eq!(r.is_ok(), kernels::is_supported(name), "{name}");
+        if let Err(e) = r {
+            assert!(e.known);
+            assert!(e.to_string().contains("not available"), "{e}");
+        }
+    }
+    let e = kernels::by_name("avx9000").unwrap_err();
+    assert!(!e.known && e.to_string().contains("unknown kernel"), "{e}");
+}
+
+#[test]
+fn edge_shapes_every_kernel() {
+    let shapes = [
+        (1, 1, 1),
+        (1, 1, 15),
+        (1, 3, 16),
+        (2, 5, 17),
+        (3, 7, 31),
+        (4, 4, 32),
+        (5, 9, 33),
+        (7, 13, 63),
+        (8, 8, 64),
+        (9, 11, 65),
+        (1, 768, 768),
+        (16, 67, 768),
+        (17, 5, 3072),
+        (3, 2, 127),
+        (6, 6, 129),
+    ];
+    for kern in kernels_under_test() {
+        for (t, &(m, n, k)) in shapes.iter().enumerate() {
+            let a = fill(m * k, 11 + t as u64, 4);
+            let b = fill(n * k, 97 + t as u64, 4);
+            check(kern, m, n, k, &a, &b);
+        }
+        eprintln!("edge shapes: {} ok", kern.name());
+    }
+}
+
+#[test]
+fn extremes_every_kernel() {
+    // All four sign combinations of the extremes, long enough to overflow i16 sums and
+    // any 2-product i16 pair, at K not a multiple of any step.
+    let k = 1000;
+    for kern in kernels_under_test() {
+        for (x, y) in [(-128i8, -128i8), (-128, 127), (127, -128), (127, 127), (-127, -127)] {
+            for m in [1, 2, 3, 4, 5] {
+                let n = 6;
+                let a = vec![x; m * k];
+                let b = vec![y; n * k];
+                check(kern, m, n, k, &a, &b);
+            }
+        }
+    }
+}
+
+#[test]
+fn many_rows_every_kernel() {
+    // 512 rows (a sequence of 512 tokens), N past a column block, K of the FFN output.
+    let (m, n, k) = (512, 37, 200);
+    let a = fill(m * k, 5, 2);
+    let b = fill(n * k, 6, 2);
+    for kern in kernels_under_test() {
+        check(kern, m, n, k, &a, &b);
+    }
+}
+
+#[test]
+fn column_blocks_every_kernel() {
+    // N spanning several L2 column blocks with a ragged last block (the blocks are about
+    // 128 KiB of weights: 170 rows at K = 768).
+    let (m, n, k) = (5, 401, 768);
+    let a = fill(m * k, 8, 2);
+    let b = fill(n * k, 9, 2);
+    for kern in kernels_under_test() {
+        check(kern, m, n, k, &a, &b);
+    }
+}
+
+#[test]
+fn empty_shapes_are_fine() {
+    for kern in kernels_under_test() {
+        let mut c = [7i32; 4];
+        kern.gemm_i8_i32(0, 4, 5, &[], &[0; 20], &mut c);
+        kern.gemm_i8_i32(2, 0, 5, &[0; 10], &[], &mut c);
+        assert_eq!(c, [7; 4]);
+        kern.gemm_i8_i32(2, 2, 0, &[], &[], &mut c);
+        assert_eq!(c, [0, 0, 0, 0,]);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_shapes_every_kernel(
+        m in prop_oneof![1usize..=9, 1usize..=512],
+        n in 1usize..=41,
+        k in prop_oneof![1usize..=80, 1usize..=700],
+        extremes in 0u8..=16,
+        seed in any::<u64>(),
+    ) {
+        let a = fill(m * k, seed, extremes);
+        let b = fill(n * k, seed.rotate_left(17) ^ 0x9e37, extremes);
+        for kern in kernels_under_test() {
+            check(kern, m, n, k, &a, &b);
+        }
+    }
+}
