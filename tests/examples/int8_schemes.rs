@@ -1,6 +1,6 @@
 //! Prints the table of int8 fidelity per quantization option and test model that
 //! `engine/FORMAT.md` quotes: `cargo run --release -p albert-tests --example int8_schemes
-//! [FIXTURE,...]` (default: every fixture, the outlier model and the trained model).
+//! [FIXTURE,...]` (default: every fixture in index.json, and the outlier model).
 //! Each cell: per-token cosine of `last_hidden_state` mean / min, MLM logit-row cosine mean.
 
 use albert_engine::Model;
@@ -25,7 +25,6 @@ fn main() -> anyhow::Result<()> {
         None => {
             let mut n = fixture_names()?;
             n.push("outlier_base".into());
-            n.push("trained_pydoc".into());
             n
         }
     };

@@ -48,7 +48,29 @@ fn outlier_model_default_scheme() {
 }
 
 #[test]
-fn random_init_models_default_scheme_against_ort() {
+fn trained_model_default_scheme() {
+    let (fx, r) = ours("trained_pydoc");
+    let (ort_mean, ort_min) = side_by_side("trained_pydoc", &r);
+    let blob = fx.pack_with(&PackOptions::new(DType::I8)).unwrap();
+    let model = Model::from_bytes(blob.as_bytes()).unwrap();
+    let (top1, top5, n) = eval::heldout_agreement(&model, &fx.dir.join("heldout.json")).unwrap();
+    let o = ort("trained_pydoc");
+    println!("  held-out fill-mask ({n} sentences): top-1 agreement {top1:.4}, top-5 overlap {top5:.4}");
+    for m in ["per_tensor", "per_channel"] {
+        println!("  ORT {m:<17} top-1 {:.4}, top-5 {:.4}", o[m]["top1_agree"], o[m]["top5_overlap"]);
+    }
+    assert!(r.hidden_cos_mean >= 0.998 && r.hidden_cos_min >= 0.99, "{} / {}", r.hidden_cos_mean, r.hidden_cos_min);
+    assert!(top1 >= 0.97 && top5 >= 0.90, "top-1 {top1}, top-5 {top5}");
+    assert!(r.hidden_cos_mean > ort_mean && r.hidden_cos_min > ort_min, "not better than ONNX Runtime");
+    for m in ["per_tensor", "per_channel"] {
+        // One sentence in 300 is a tie on top-1 with ORT per-channel; top-5 must be better.
+        assert!(top1 + 1e-9 >= o[m]["top1_agree"].as_f64().unwrap(), "top-1 worse than ORT {m}");
+        assert!(top5 > o[m]["top5_overlap"].as_f64().unwrap(), "top-5 not better than ORT {m}");
+    }
+}
+
+#[test]
+fn index_fixtures_default_scheme_against_ort() {
     for name in fixture_names().unwrap() {
         let (_, r) = ours(&name);
         let (ort_mean, ort_min) = side_by_side(&name, &r);

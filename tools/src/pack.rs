@@ -35,14 +35,16 @@ pub struct PackOptions {
 
 impl PackOptions {
     /// The defaults `quantize` uses for `dtype`: for int8, outlier input channels split out
-    /// (calibrated on synthetic inputs), activations quantized centred per token, and
-    /// weight scales chosen for least squared error (measurements in `FORMAT.md`).
+    /// (calibrated on synthetic inputs), activations quantized centred per token (int16 for
+    /// the FFN output GEMM), and weight scales chosen for least squared error
+    /// (measurements in `FORMAT.md`).
     pub fn new(dtype: DType) -> Self {
         let int8 = dtype == DType::I8;
         PackOptions {
             outlier_threshold: int8.then_some(DEFAULT_OUTLIER_THRESHOLD),
             centred: int8,
             mse_weights: int8,
+            act16: if int8 { DEFAULT_ACT16.iter().map(|s| s.to_string()).collect() } else { Vec::new() },
             ..Self::plain(dtype)
         }
     }
@@ -63,6 +65,10 @@ impl PackOptions {
         }
     }
 }
+
+/// Linears whose GEMM takes int16 activations by default: the FFN output, whose input (a
+/// GELU output) carries the error a trained model amplifies most (`FORMAT.md`).
+pub const DEFAULT_ACT16: &[&str] = &["ffn_output"];
 
 /// `quantize`'s default outlier threshold (see `FORMAT.md`).
 pub const DEFAULT_OUTLIER_THRESHOLD: f32 = 6.0;

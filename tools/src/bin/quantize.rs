@@ -68,9 +68,9 @@ struct Args {
     /// times the median (at most K/32 per GEMM); 0 disables.
     #[arg(long, value_name = "RATIO", default_value_t = pack::DEFAULT_OUTLIER_THRESHOLD)]
     outlier_threshold: f32,
-    /// int8: linears (name suffixes, comma separated, e.g. `ffn_output`) whose GEMM takes
-    /// int16 activations.
-    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    /// int8: linears (name suffixes, comma separated) whose GEMM takes int16 activations;
+    /// `none` for none.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES", default_value = "ffn_output")]
     act16: Vec<String>,
     /// Calibration sequences: a file with one sequence of token ids per line (comma or
     /// space separated). Without it, built-in synthetic sequences are used.
@@ -136,7 +136,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
     if !args.plain {
         opts.mse_weights = int8 && !args.maxabs_weights;
     }
-    opts.act16 = args.act16.clone();
+    opts.act16 =
+        if args.plain || args.act16.iter().any(|a| a == "none") || !int8 { Vec::new() } else { args.act16.clone() };
     let calib_seqs = match &args.calib_ids {
         Some(path) => Some(calib::read_ids(path)?),
         None => None,
