@@ -1,0 +1,317 @@
+//! The fill-mask demo shared by the Linux binary and the bare-metal image: `no_std`, no
+//! allocator; every buffer comes from the caller ([`Buffers`]).
+//!
+//! Both front ends print the same lines for the same blob and text, so the host run, the
+//! qemu-user run and the bare-metal run can be compared byte for byte (`qemu-test.sh`),
+//! and the host run against `albert fill-mask --json`:
+//!
+//! ```text
+//! > The [MASK] function returns a list.
+//! mask 1 top 1 id 5 score 0.0579 token 'the'
+//! ...
+//! # 10 tokens: tokenize 0.041 ms, encode 3.120 ms, mlm 0.410 ms, total 3.571 ms (223187 ticks at 62500000 Hz)
+//! ```
+//!
+//! Lines starting with `#` (timing, sizes) differ between runs; the others must not.
+#![no_std]
+// `Problem` wraps the engine's `Error`, which carries tensor names inline (no allocator), so
+// it is large; it is only built on the cold failure path (the engine allows this too).
+#![allow(clippy::result_large_err)]
+
+use albert_engine::tokenizer::Workspace;
+use albert_engine::{EncodeOptions, Encoding, Error, Heads, Inputs, Model, Tokenizer};
+use core::cmp::Ordering;
+use core::fmt::{self, Write};
+
+include!(concat!(env!("OUT_DIR"), "/consts.rs"));
+
+/// Candidates printed per `[MASK]` (transformers' default `top_k`).
+pub const TOP_K: usize = 5;
+
+/// Aligns its contents to 64 bytes (the blob format's tensor alignment; the engine needs 8).
+#[repr(C, align(64))]
+pub struct Aligned<B: ?Sized>(pub B);
+
+/// The blob built into the binary (`FIRMWARE_DEMO_BLOB` at build time, by default
+/// `models/albert-pydoc.albq`).
+pub static BUNDLED: &Aligned<[u8]> = &Aligned(*include_bytes!(env!("FIRMWARE_DEMO_BLOB")));
+
+/// The demo sentences the bare-metal image runs (the same file `qemu-test.sh` feeds the
+/// Linux demo and the host CLI).
+pub const SENTENCES: &str = include_str!("../sentences.txt");
+
+/// What can stop the demo.
+#[derive(Debug)]
+pub enum Problem {
+    /// The engine refused the blob or the input.
+    Engine(Error),
+    /// The blob has no tokenizer section.
+    NoTokenizer,
+    /// The blob has no masked-LM head.
+    NoMlmHead,
+    /// The tokenizer has no `[MASK]` piece.
+    NoMaskToken,
+    /// The text has no `[MASK]`.
+    NoMask,
+    /// The caller's scratch is smaller than the model needs for this text.
+    ScratchTooSmall { needed: usize, found: usize },
+    /// The logits buffer does not have `vocab_size` entries.
+    LogitsSize { needed: usize, found: usize },
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        Problem::Engine(e)
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Engine(e) => write!(f, "{e}"),
+            Problem::NoTokenizer => f.write_str("this blob has no tokenizer section"),
+            Problem::NoMlmHead => f.write_str("this blob has no masked-LM head"),
+            Problem::NoMaskToken => f.write_str("the tokenizer has no [MASK] token"),
+            Problem::NoMask => f.write_str("no [MASK] in the input text"),
+            Problem::ScratchTooSmall { needed, found } => {
+                write!(f, "scratch too small: the model needs {needed} bytes, {found} given")
+            }
+            Problem::LogitsSize { needed, found } => write!(f, "logits buffer has {found} entries, {needed} needed"),
+        }
+    }
+}
+
+/// Caller-provided memory for one inference.
+pub struct Buffers<'b> {
+    /// Token outputs: all four the same length, the longest sequence accepted.
+    pub ids: &'b mut [u32],
+    pub type_ids: &'b mut [u32],
+    pub attention_mask: &'b mut [u32],
+    pub offsets: &'b mut [[u32; 2]],
+    pub workspace: Workspace<'b>,
+    /// At least `Model::scratch_bytes(tokens, 1)`.
+    pub scratch: &'b mut [u8],
+    /// `vocab_size` entries.
+    pub logits: &'b mut [f32],
+}
+
+/// A monotonic counter: the generic timer on bare metal, `Instant` on Linux.
+pub trait Clock {
+    /// Ticks since some fixed point.
+    fn now(&mut self) -> u64;
+    /// Ticks per second.
+    fn hz(&self) -> u64;
+    /// CPU cycles since some fixed point, where the CPU counts them.
+    fn cycles(&mut self) -> Option<u64> {
+        None
+    }
+}
+
+/// Where one inference spent its time, in clock ticks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timing {
+    pub tokens: usize,
+    pub tokenize: u64,
+    pub encode: u64,
+    pub mlm: u64,
+    pub hz: u64,
+    pub cycles: Option<u64>,
+}
+
+impl Timing {
+    pub fn total(&self) -> u64 {
+        self.tokenize + self.encode + self.mlm
+    }
+}
+
+/// Ticks as milliseconds with 3 decimals, in integers (no float rounding surprises).
+struct Ms(u64, u64);
+
+impl fmt::Display for Ms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let us = (self.0 as u128 * 1_000_000 / self.1.max(1) as u128) as u64;
+        write!(f, "{}.{:03} ms", us / 1000, us % 1000)
+    }
+}
+
+impl fmt::Display for Timing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hz = self.hz;
+        write!(
+            f,
+            "# {} tokens: tokenize {}, encode {}, mlm {}, total {} ({} ticks at {} Hz)",
+            self.tokens,
+            Ms(self.tokenize, hz),
+            Ms(self.encode, hz),
+            Ms(self.mlm, hz),
+            Ms(self.total(), hz),
+            self.total(),
+            hz
+        )?;
+        if let Some(c) = self.cycles {
+            write!(f, " {c} cycles")?;
+        }
+        Ok(())
+    }
+}
+
+/// A validated model and its tokenizer.
+pub struct Demo<'b> {
+    pub model: Model<'b>,
+    pub tokenizer: Tokenizer<'b>,
+    mask_id: u32,
+}
+
+/// `softmax` in place, as the host pipeline computes it (max, exp, sequential sum, divide).
+fn softmax(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0f32;
+    for v in x.iter_mut() {
+        *v = libm::expf(*v - max);
+        sum += *v;
+    }
+    x.iter_mut().for_each(|v| *v /= sum);
+}
+
+/// The `k` best `(id, score)`, best first; equal scores keep the lower id first (as a
+/// stable descending sort does).
+pub fn top_k<const K: usize>(x: &[f32]) -> ([(u32, f32); K], usize) {
+    let mut best = [(0u32, f32::NEG_INFINITY); K];
+    let mut len = 0;
+    for (id, &p) in x.iter().enumerate() {
+        // Insert after every kept entry that is at least as large.
+        let at = best[..len].iter().position(|&(_, s)| s.total_cmp(&p) == Ordering::Less).unwrap_or(len);
+        if at >= K {
+            continue;
+        }
+        let end = len.min(K - 1);
+        best.copy_within(at..end, at + 1);
+        best[at] = (id as u32, p);
+        len = (len + 1).min(K);
+    }
+    (best, len)
+}
+
+impl<'b> Demo<'b> {
+    /// Validates `blob` (checksum included) and its tokenizer; the blob must start at an
+    /// 8-byte aligned address.
+    pub fn new(blob: &'b [u8]) -> Result<Self, Problem> {
+        let model = Model::from_bytes(blob)?;
+        let section = model.blob().tokenizer_section().ok_or(Problem::NoTokenizer)?;
+        let tokenizer = Tokenizer::from_section(section)?;
+        if !model.config().heads.has(Heads::MLM) {
+            return Err(Problem::NoMlmHead);
+        }
+        let mask_id = tokenizer.piece_to_id("[MASK]").ok_or(Problem::NoMaskToken)?;
+        Ok(Demo { model, tokenizer, mask_id })
+    }
+
+    /// `#` lines describing the model and the int8 kernel the engine picked for this CPU.
+    pub fn describe(&self, out: &mut impl Write) -> fmt::Result {
+        let c = self.model.config();
+        writeln!(
+            out,
+            "# model: {} bytes, checksum {:#010x}, vocab {}, hidden {}, embedding {}, layers {}, heads {}, ffn {}",
+            self.model.blob().bytes().len(),
+            self.model.blob().checksum,
+            c.vocab_size,
+            c.hidden_size,
+            c.embedding_size,
+            c.num_hidden_layers,
+            c.num_attention_heads,
+            c.intermediate_size
+        )?;
+        match albert_engine::kernels::selected() {
+            Ok(k) => writeln!(out, "# int8 GEMM kernel: {}", k.name()),
+            Err(e) => writeln!(out, "# int8 GEMM kernel: {e}"),
+        }
+    }
+
+    /// Writes piece `id` as transformers' `decode([id], skip_special_tokens=True)` gives it
+    /// for one token: `▁` as a space, trimmed; special tokens as nothing.
+    fn write_token(&self, out: &mut impl Write, id: u32) -> fmt::Result {
+        if self.tokenizer.is_special(id) {
+            return Ok(());
+        }
+        let piece = self.tokenizer.id_to_piece(id).unwrap_or("");
+        for c in piece.trim_matches(|c: char| c == '\u{2581}' || c.is_whitespace()).chars() {
+            out.write_char(if c == '\u{2581}' { ' ' } else { c })?;
+        }
+        Ok(())
+    }
+
+    /// Top-[`TOP_K`] fillers for every `[MASK]` of `text`, printed to `out` (the `>` echo
+    /// line, then one line per candidate); returns where the time went. Errors are
+    /// returned, not printed.
+    pub fn fill_mask(
+        &self,
+        text: &str,
+        bufs: &mut Buffers<'_>,
+        clock: &mut impl Clock,
+        out: &mut impl Write,
+    ) -> Result<Timing, Problem> {
+        let vocab = self.model.config().vocab_size as usize;
+        if bufs.logits.len() != vocab {
+            return Err(Problem::LogitsSize { needed: vocab, found: bufs.logits.len() });
+        }
+        let cycles0 = clock.cycles();
+        let t0 = clock.now();
+        // As the host pipeline: truncate to the model's maximum length. A text longer than
+        // the output arrays is an error (not a silent, different truncation).
+        let max = self.model.config().max_position_embeddings as usize;
+        let opts = EncodeOptions { max_length: Some(max), ..EncodeOptions::default() };
+        let mut enc = Encoding {
+            ids: bufs.ids,
+            type_ids: bufs.type_ids,
+            attention_mask: bufs.attention_mask,
+            offsets: bufs.offsets,
+        };
+        let n = self.tokenizer.encode(text, None, &opts, &mut bufs.workspace, &mut enc)?;
+        let (ids, type_ids) = (&enc.ids[..n], &enc.type_ids[..n]);
+        if !ids.contains(&self.mask_id) {
+            return Err(Problem::NoMask);
+        }
+        let needed = self.model.scratch_bytes(n, 1);
+        if needed > bufs.scratch.len() {
+            return Err(Problem::ScratchTooSmall { needed, found: bufs.scratch.len() });
+        }
+        let t1 = clock.now();
+        let inputs = Inputs { token_type_ids: Some(type_ids), ..Inputs::single(ids) };
+        let mut hidden = self.model.encode(&inputs, bufs.scratch)?;
+        let t2 = clock.now();
+        let _ = writeln!(out, "> {text}");
+        let mut m = 0;
+        for (p, _) in ids.iter().enumerate().filter(|&(_, &id)| id == self.mask_id) {
+            m += 1;
+            self.model.mlm_logits(&mut hidden, 0, p, bufs.logits)?;
+            softmax(bufs.logits);
+            let (best, len) = top_k::<TOP_K>(bufs.logits);
+            for (r, &(id, score)) in best[..len].iter().enumerate() {
+                let _ = write!(out, "mask {m} top {} id {id} score {score:.4} token '", r + 1);
+                let _ = self.write_token(out, id);
+                let _ = writeln!(out, "'");
+            }
+        }
+        let t3 = clock.now();
+        let cycles = match (cycles0, clock.cycles()) {
+            (Some(a), Some(b)) => Some(b.wrapping_sub(a)),
+            _ => None,
+        };
+        Ok(Timing { tokens: n, tokenize: t1 - t0, encode: t2 - t1, mlm: t3 - t2, hz: clock.hz(), cycles })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::top_k;
+
+    #[test]
+    fn top_k_is_a_stable_descending_sort() {
+        let x = [0.1, 0.5, 0.2, 0.5, 0.0, 0.3, 0.5];
+        let (best, len) = top_k::<4>(&x);
+        assert_eq!(len, 4);
+        assert_eq!(best, [(1, 0.5), (3, 0.5), (6, 0.5), (5, 0.3)]);
+        let (best, len) = top_k::<5>(&x[..2]);
+        assert_eq!((len, &best[..len]), (2, &[(1, 0.5), (0, 0.1)][..]));
+    }
+}
