@@ -45,5 +45,25 @@ fn gemm(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, gemm);
+/// The int16-activation GEMM (`--act16` linears) on the FFN output shape.
+fn gemm16(c: &mut Criterion) {
+    let (n, k) = (768usize, 3072usize);
+    let b = fill(n * k, 7);
+    let mut g = c.benchmark_group("gemm_i16");
+    g.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+    for kern in kernels::available() {
+        for m in [1usize, 128] {
+            let a: Vec<i16> = fill(m * k, 3).iter().map(|&v| v as i16 * 251).collect();
+            let mut out = vec![0i64; m * n];
+            g.throughput(Throughput::Elements(2 * (m * n * k) as u64));
+            let id = BenchmarkId::new(kern.name(), format!("m{m}_n{n}_k{k}"));
+            g.bench_function(id, |bench| {
+                bench.iter(|| kern.gemm_i16_i8_i64(m, n, k, black_box(&a), black_box(&b), black_box(&mut out)))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, gemm, gemm16);
 criterion_main!(benches);

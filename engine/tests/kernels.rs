@@ -53,6 +53,15 @@ fn check(kern: Kernel, m: usize, n: usize, k: usize, a: &[i8], b: &[i8]) {
     assert_eq!(&got[m * n..], &[0x5a5a_5a5a; 3], "kernel {} wrote past c", kern.name());
 }
 
+fn check16(kern: Kernel, m: usize, n: usize, k: usize, a: &[i16], b: &[i8]) {
+    let mut want = vec![0i64; m * n];
+    scalar::gemm_i16_i8_i64(m, n, k, a, b, &mut want);
+    let mut got = vec![0x5a5a_5a5a_5a5ai64; m * n + 3];
+    kern.gemm_i16_i8_i64(m, n, k, a, b, &mut got);
+    assert_eq!(&got[..m * n], &want[..], "kernel {} (int16) m={m} n={n} k={k}", kern.name());
+    assert_eq!(&got[m * n..], &[0x5a5a_5a5a_5a5a; 3], "kernel {} (int16) wrote past c", kern.name());
+}
+
 fn kernels_under_test() -> Vec<Kernel> {
     kernels::available().collect()
 }
@@ -160,6 +169,26 @@ fn empty_shapes_are_fine() {
         assert_eq!(c, [7; 4]);
         kern.gemm_i8_i32(2, 2, 0, &[], &[], &mut c);
         assert_eq!(c, [0, 0, 0, 0,]);
+    }
+}
+
+#[test]
+fn int16_activations_every_kernel() {
+    // Extremes long enough to overflow an i32 accumulator (k·2¹⁵·2⁷ > 2³¹ from k = 512),
+    // and random values at ragged shapes.
+    for kern in kernels_under_test() {
+        for (x, y) in [(i16::MIN, -128i8), (i16::MIN, 127), (i16::MAX, -128), (i16::MAX, 127)] {
+            let (m, n, k) = (2, 5, 5000);
+            check16(kern, m, n, k, &vec![x; m * k], &vec![y; n * k]);
+        }
+        for (t, &(m, n, k)) in
+            [(1, 1, 1), (1, 7, 15), (3, 9, 17), (2, 768, 768), (5, 6, 3072), (4, 3, 2049)].iter().enumerate()
+        {
+            let mut next = rng(31 + t as u64);
+            let a: Vec<i16> = (0..m * k).map(|_| i16::from_le_bytes([next() as u8, next() as u8])).collect();
+            let b = fill(n * k, 77 + t as u64, 4);
+            check16(kern, m, n, k, &a, &b);
+        }
     }
 }
 

@@ -13,7 +13,8 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::drive;
+#[allow(unused_imports)] // the driver's default `prep`
+use super::{drive, no_prep};
 
 pub(super) fn has_neon() -> bool {
     #[cfg(feature = "std")]
@@ -77,7 +78,12 @@ unsafe fn tail<const R: usize, const C: usize>(
 /// # Safety
 /// NEON present; each pointer valid for `k` bytes.
 #[inline(always)]
-unsafe fn tile_neon<const R: usize, const C: usize>(k: usize, a: [*const i8; R], b: [*const i8; C]) -> [[i32; C]; R] {
+unsafe fn tile_neon<const R: usize, const C: usize>(
+    k: usize,
+    a: [*const i8; R],
+    b: [*const i8; C],
+    _prep: [i32; R],
+) -> [[i32; C]; R] {
     // SAFETY: loads read `[p, p + 16)` with `p + 16 ≤ k`; NEON per the contract.
     unsafe {
         let mut acc = [[vdupq_n_s32(0); C]; R];
@@ -139,7 +145,12 @@ unsafe fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
 /// # Safety
 /// NEON and dotprod present; each pointer valid for `k` bytes.
 #[inline(always)]
-unsafe fn tile_sdot<const R: usize, const C: usize>(k: usize, a: [*const i8; R], b: [*const i8; C]) -> [[i32; C]; R] {
+unsafe fn tile_sdot<const R: usize, const C: usize>(
+    k: usize,
+    a: [*const i8; R],
+    b: [*const i8; C],
+    _prep: [i32; R],
+) -> [[i32; C]; R] {
     // SAFETY: loads read `[p, p + 16)` with `p + 16 ≤ k`; the features per the contract.
     unsafe {
         let mut acc = [[vdupq_n_s32(0); C]; R];
@@ -210,7 +221,12 @@ unsafe fn zip_rows(x: int8x16_t, y: int8x16_t) -> (int8x16_t, int8x16_t) {
 /// # Safety
 /// NEON and i8mm present; each pointer valid for `k` bytes.
 #[inline(always)]
-unsafe fn tile_i8mm<const R: usize, const C: usize>(k: usize, a: [*const i8; R], b: [*const i8; C]) -> [[i32; C]; R] {
+unsafe fn tile_i8mm<const R: usize, const C: usize>(
+    k: usize,
+    a: [*const i8; R],
+    b: [*const i8; C],
+    _prep: [i32; R],
+) -> [[i32; C]; R] {
     // SAFETY: loads read `[p, p + 16)` with `p + 16 ≤ k`; the features per the contract.
     unsafe {
         let mut acc = [[vdupq_n_s32(0); C]; R]; // only [..R/2][..C/2] used
@@ -253,4 +269,69 @@ unsafe fn tile_i8mm<const R: usize, const C: usize>(k: usize, a: [*const i8; R],
 pub(super) unsafe fn i8mm_gemm_i8_i32_4x4(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
     // SAFETY: as in `neon_gemm_i8_i32_4x4`; the features per the contract.
     unsafe { drive!(tile_i8mm, [2, 4], 4, m, n, k, a, b, c) }
+}
+
+/// K values per i32 accumulation block of the i16×i8 kernel: a lane gains at most
+/// 2·2¹⁵·2⁷ = 2²³ per step of 8, so 128 steps (1024 values) stay below 2³¹; each block is
+/// then added up in i64 (`saddlv`).
+const I16_BLOCK: usize = 1024;
+
+/// `R` rows of `a` (int16) against `C` rows of `b` (int8), exact in i64: `sxtl` widens
+/// 8 weights, `smlal`/`smlal2` multiply-accumulate into i32x4.
+///
+/// # Safety
+/// NEON present; each `a[i]` valid for `k` i16, each `b[j]` for `k` bytes.
+#[inline(always)]
+unsafe fn tile16_neon<const R: usize, const C: usize>(
+    k: usize,
+    a: [*const i16; R],
+    b: [*const i8; C],
+) -> [[i64; C]; R] {
+    // SAFETY: loads read `[p, p + 8)` with `p + 8 ≤ k`; NEON per the contract.
+    unsafe {
+        let mut out = [[0i64; C]; R];
+        let mut p = 0;
+        while p + 8 <= k {
+            let end = (p + I16_BLOCK).min(k);
+            let mut acc = [[vdupq_n_s32(0); C]; R];
+            while p + 8 <= end {
+                let mut bv = [vdupq_n_s16(0); C];
+                for j in 0..C {
+                    bv[j] = vmovl_s8(vld1_s8(b[j].add(p)));
+                }
+                for i in 0..R {
+                    let av = vld1q_s16(a[i].add(p));
+                    for j in 0..C {
+                        let lo = vmlal_s16(acc[i][j], vget_low_s16(av), vget_low_s16(bv[j]));
+                        acc[i][j] = vmlal_high_s16(lo, av, bv[j]);
+                    }
+                }
+                p += 8;
+            }
+            for i in 0..R {
+                for j in 0..C {
+                    out[i][j] += vaddlvq_s32(acc[i][j]);
+                }
+            }
+        }
+        for q in p..k {
+            for i in 0..R {
+                for j in 0..C {
+                    out[i][j] += *a[i].add(q) as i64 * *b[j].add(q) as i64;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The NEON int16×int8 kernel (`neon`, `sdot`, `i8mm`): tiles of 4 activation rows × 4
+/// weight rows.
+///
+/// # Safety
+/// NEON present; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n` elements.
+#[target_feature(enable = "neon")]
+pub(super) unsafe fn neon_gemm_i16_i8_i64_4x4(m: usize, n: usize, k: usize, a: *const i16, b: *const i8, c: *mut i64) {
+    // SAFETY: rows < m of `a`, < n of `b`, stores to `c[i·n + j]` with i < m, j < n.
+    unsafe { super::drive16!(tile16_neon, 4, 4, m, n, k, a, b, c) }
 }

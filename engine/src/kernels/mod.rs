@@ -16,7 +16,9 @@
 //! | `i8mm`   | aarch64 with i8mm          | `smmla`                                    | 4 × 4              |
 //!
 //! Every kernel is exact for all of `[-128, 127]` in both operands (see `README.md` in this
-//! folder for how, and for what the generated assembly looks like).
+//! folder for how, and for what the generated assembly looks like). Each kernel also
+//! carries an int16×int8 GEMM ([`Kernel::gemm_i16_i8_i64`], exact in i64) for linears with
+//! int16 activations, and [`attention`] holds the f32 loops of attention.
 //!
 //! Selection happens once per process. With `std`: run-time detection
 //! (`is_x86_feature_detected!`, `is_aarch64_feature_detected!`) and the environment
@@ -25,6 +27,7 @@
 //! variable when inference runs). Without `std`: the best kernel the build's
 //! `target_feature`s allow.
 
+pub mod attention;
 pub mod scalar;
 mod wide;
 
@@ -44,6 +47,7 @@ use core::fmt;
 pub const NAMES: [&str; 7] = ["scalar", "wide", "neon", "sdot", "i8mm", "avx2", "vnni"];
 
 type GemmI8 = unsafe fn(usize, usize, usize, *const i8, *const i8, *mut i32);
+type GemmI16 = unsafe fn(usize, usize, usize, *const i16, *const i8, *mut i64);
 
 /// One int8 GEMM implementation. A `Kernel` value only exists for a kernel the running
 /// CPU supports (the constructors check), which is what makes [`Kernel::gemm_i8_i32`] safe.
@@ -51,6 +55,7 @@ type GemmI8 = unsafe fn(usize, usize, usize, *const i8, *const i8, *mut i32);
 pub struct Kernel {
     name: &'static str,
     gemm: GemmI8,
+    gemm16: GemmI16,
 }
 
 impl fmt::Debug for Kernel {
@@ -81,6 +86,19 @@ impl Kernel {
         // SAFETY: the buffers hold m·k, n·k and m·n elements (checked above), which is all
         // a kernel reads or writes; a `Kernel` is only built for a kernel this CPU supports.
         unsafe { (self.gemm)(m, n, k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr()) }
+    }
+
+    /// `c[i][j] = Σ_k a[i][k] · b[j][k]` for int16 activations, exact in i64; the same
+    /// contract (and result) as [`scalar::gemm_i16_i8_i64`]. `avx2` uses `vpmaddwd`, `vnni`
+    /// `vpdpwssd` (zmm), the aarch64 kernels share one NEON implementation (`smlal`), `wide`
+    /// uses the scalar one.
+    pub fn gemm_i16_i8_i64(&self, m: usize, n: usize, k: usize, a: &[i16], b: &[i8], c: &mut [i64]) {
+        assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n, "gemm_i16_i8_i64: buffers too small");
+        if m == 0 || n == 0 {
+            return;
+        }
+        // SAFETY: as in `gemm_i8_i32`.
+        unsafe { (self.gemm16)(m, n, k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr()) }
     }
 }
 
@@ -133,6 +151,20 @@ unsafe fn scalar_raw(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c
 
 /// # Safety
 /// As [`scalar_raw`].
+unsafe fn scalar16_raw(m: usize, n: usize, k: usize, a: *const i16, b: *const i8, c: *mut i64) {
+    // SAFETY: the caller guarantees the lengths (`Kernel::gemm_i16_i8_i64` checked them).
+    let (a, b, c) = unsafe {
+        (
+            core::slice::from_raw_parts(a, m * k),
+            core::slice::from_raw_parts(b, n * k),
+            core::slice::from_raw_parts_mut(c, m * n),
+        )
+    };
+    scalar::gemm_i16_i8_i64(m, n, k, a, b, c)
+}
+
+/// # Safety
+/// As [`scalar_raw`].
 unsafe fn wide_raw(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
     // SAFETY: the caller guarantees the lengths (`Kernel::gemm_i8_i32` checked them).
     let (a, b, c) = unsafe {
@@ -164,20 +196,20 @@ pub fn is_supported(name: &str) -> bool {
     }
 }
 
-fn table_entry(name: &'static str) -> Option<GemmI8> {
+fn table_entry(name: &'static str) -> Option<(GemmI8, GemmI16)> {
     Some(match name {
-        "scalar" => scalar_raw,
-        "wide" => wide_raw,
+        "scalar" => (scalar_raw, scalar16_raw),
+        "wide" => (wide_raw, scalar16_raw),
         #[cfg(target_arch = "x86_64")]
-        "avx2" => x86::avx2_gemm_i8_i32_4x3,
+        "avx2" => (x86::avx2_gemm_i8_i32_4x3, x86::avx2_gemm_i16_i8_i64_3x4),
         #[cfg(target_arch = "x86_64")]
-        "vnni" => x86::avx512vnni_gemm_i8_i32_4x4,
+        "vnni" => (x86::avx512vnni_gemm_i8_i32_4x4, x86::avx512vnni_gemm_i16_i8_i64_4x4),
         #[cfg(target_arch = "aarch64")]
-        "neon" => aarch64::neon_gemm_i8_i32_4x4,
+        "neon" => (aarch64::neon_gemm_i8_i32_4x4, aarch64::neon_gemm_i16_i8_i64_4x4),
         #[cfg(target_arch = "aarch64")]
-        "sdot" => aarch64::sdot_gemm_i8_i32_4x4,
+        "sdot" => (aarch64::sdot_gemm_i8_i32_4x4, aarch64::neon_gemm_i16_i8_i64_4x4),
         #[cfg(target_arch = "aarch64")]
-        "i8mm" => aarch64::i8mm_gemm_i8_i32_4x4,
+        "i8mm" => (aarch64::i8mm_gemm_i8_i32_4x4, aarch64::neon_gemm_i16_i8_i64_4x4),
         _ => return None,
     })
 }
@@ -187,7 +219,8 @@ pub fn by_name(name: &str) -> Result<Kernel, KernelError> {
     let known = NAMES.iter().find(|&&n| n == name);
     match known {
         Some(&n) if is_supported(n) => {
-            Ok(Kernel { name: n, gemm: table_entry(n).expect("a supported kernel is in the table") })
+            let (gemm, gemm16) = table_entry(n).expect("a supported kernel is in the table");
+            Ok(Kernel { name: n, gemm, gemm16 })
         }
         _ => {
             let mut requested = heapless::String::new();
@@ -247,16 +280,28 @@ pub(crate) fn col_block(k: usize, c: usize) -> usize {
     ((128 * 1024 / k.max(1)) / c).max(1) * c
 }
 
+/// The per-row-tile precomputation of kernels that need none.
+#[allow(dead_code)] // unused on targets with only the portable kernels
+#[inline(always)]
+pub(crate) unsafe fn no_prep<const R: usize>(_k: usize, _a: &[*const i8; R]) -> [i32; R] {
+    [0; R]
+}
+
 /// The blocked driver every SIMD kernel shares: walks `c`-column tiles of `b` inside
-/// L2-sized column blocks, `r`-row tiles of `a`, calls `$tile::<R, C>(k, rows, cols)` with
+/// L2-sized column blocks, `r`-row tiles of `a`, calls `$tile::<R, C>(k, rows, cols, prep)` with
 /// `R` the smallest of `$rr` that covers the rows left (missing rows and columns are
 /// padded with copies of the last real one and not stored) and stores the valid part.
+/// `prep` is `$prep::<R>(k, rows)`, computed once per row tile (default: zeros), e.g. the
+/// row sums a kernel needs to undo a bias.
 ///
 /// Expands inside an `unsafe` context; `$a`, `$b`, `$c` are raw pointers to `m·k`, `n·k`,
 /// `m·n` elements.
 #[allow(unused_macros)]
 macro_rules! drive {
-    ($tile:ident, [$($rr:literal),+], $cols:literal, $m:expr, $n:expr, $k:expr, $a:expr, $b:expr, $c:expr) => {{
+    ($tile:ident, [$($rr:literal),+], $cols:literal, $m:expr, $n:expr, $k:expr, $a:expr, $b:expr, $c:expr) => {
+        drive!($tile, no_prep, [$($rr),+], $cols, $m, $n, $k, $a, $b, $c)
+    };
+    ($tile:ident, $prep:ident, [$($rr:literal),+], $cols:literal, $m:expr, $n:expr, $k:expr, $a:expr, $b:expr, $c:expr) => {{
         let (m, n, k): (usize, usize, usize) = ($m, $n, $k);
         let (a, b, c): (*const i8, *const i8, *mut i32) = ($a, $b, $c);
         let nb = $crate::kernels::col_block(k, $cols);
@@ -272,11 +317,12 @@ macro_rules! drive {
                     if done == 0 && (rows_left <= $rr || $rr == rmax) {
                         let rows = rows_left.min($rr);
                         let ap: [*const i8; $rr] = core::array::from_fn(|t| a.add((i + t.min(rows - 1)) * k));
+                        let prep: [i32; $rr] = $prep::<$rr>(k, &ap);
                         let mut j = j0;
                         while j < j1 {
                             let cols = (j1 - j).min($cols);
                             let bp: [*const i8; $cols] = core::array::from_fn(|t| b.add((j + t.min(cols - 1)) * k));
-                            let out: [[i32; $cols]; $rr] = $tile::<$rr, $cols>(k, ap, bp);
+                            let out: [[i32; $cols]; $rr] = $tile::<$rr, $cols>(k, ap, bp, prep);
                             for (t, row) in out.iter().enumerate().take(rows) {
                                 for (u, &v) in row.iter().enumerate().take(cols) {
                                     *c.add((i + t) * n + j + u) = v;
@@ -297,3 +343,41 @@ macro_rules! drive {
 }
 #[allow(unused_imports)]
 pub(crate) use drive;
+
+/// The driver of the int16×int8 kernels: `R`-row tiles of `a` (1 row at the bottom edge),
+/// `C`-column tiles of `b` (padded with the last real column, not stored), each over all
+/// of K (the weights are the big side: each weight row is read once per `R` tokens).
+#[allow(unused_macros)]
+macro_rules! drive16 {
+    ($tile:ident, $r:literal, $cols:literal, $m:expr, $n:expr, $k:expr, $a:expr, $b:expr, $c:expr) => {{
+        let (m, n, k): (usize, usize, usize) = ($m, $n, $k);
+        let (a, b, c): (*const i16, *const i8, *mut i64) = ($a, $b, $c);
+        let mut i = 0;
+        while i < m {
+            let full = m - i >= $r;
+            let mut j = 0;
+            while j < n {
+                let cols = (n - j).min($cols);
+                let bp: [*const i8; $cols] = core::array::from_fn(|t| b.add((j + t.min(cols - 1)) * k));
+                if full {
+                    let ap: [*const i16; $r] = core::array::from_fn(|t| a.add((i + t) * k));
+                    let out: [[i64; $cols]; $r] = $tile::<$r, $cols>(k, ap, bp);
+                    for (t, row) in out.iter().enumerate() {
+                        for (u, &v) in row.iter().enumerate().take(cols) {
+                            *c.add((i + t) * n + j + u) = v;
+                        }
+                    }
+                } else {
+                    let out: [[i64; $cols]; 1] = $tile::<1, $cols>(k, [a.add(i * k)], bp);
+                    for (u, &v) in out[0].iter().enumerate().take(cols) {
+                        *c.add(i * n + j + u) = v;
+                    }
+                }
+                j += $cols;
+            }
+            i += if full { $r } else { 1 };
+        }
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use drive16;

@@ -7,7 +7,8 @@
 
 use core::arch::x86_64::*;
 
-use super::drive;
+#[allow(unused_imports)] // the driver's default `prep`
+use super::{drive, no_prep};
 
 pub(super) fn has_avx2() -> bool {
     #[cfg(feature = "std")]
@@ -25,11 +26,17 @@ pub(super) fn has_vnni() -> bool {
     {
         std::is_x86_feature_detected!("avx512f")
             && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
             && std::is_x86_feature_detected!("avx512vnni")
     }
     #[cfg(not(feature = "std"))]
     {
-        cfg!(all(target_feature = "avx512f", target_feature = "avx512bw", target_feature = "avx512vnni"))
+        cfg!(all(
+            target_feature = "avx512f",
+            target_feature = "avx512bw",
+            target_feature = "avx512vl",
+            target_feature = "avx512vnni"
+        ))
     }
 }
 
@@ -68,7 +75,12 @@ unsafe fn reduce_row_256<const C: usize>(acc: &[__m256i; C], out: &mut [i32; C])
 /// # Safety
 /// AVX2 present; each pointer valid for `k` bytes.
 #[inline(always)]
-unsafe fn tile_avx2<const R: usize, const C: usize>(k: usize, a: [*const i8; R], b: [*const i8; C]) -> [[i32; C]; R] {
+unsafe fn tile_avx2<const R: usize, const C: usize>(
+    k: usize,
+    a: [*const i8; R],
+    b: [*const i8; C],
+    _prep: [i32; R],
+) -> [[i32; C]; R] {
     // SAFETY: loads stay inside `[p, p + 16)` with `p + 16 ≤ k`; AVX2 per the contract.
     unsafe {
         let mut acc = [[_mm256_setzero_si256(); C]; R];
@@ -112,8 +124,9 @@ pub(super) unsafe fn avx2_gemm_i8_i32_4x3(m: usize, n: usize, k: usize, a: *cons
 
 /// AVX-512 VNNI tile: 64 K values per step. `vpdpbusd` multiplies unsigned by signed
 /// bytes, so the weights are biased to unsigned (`b ^ 0x80` = `b + 128`) and the bias is
-/// taken back once per row: `Σ a·b = Σ a·(b + 128) − 128·Σ a`. Every intermediate is a
-/// wrapping i32 and the true result fits in i32 (k < 131 072), so it is exact for the full
+/// taken back once per row: `Σ a·b = Σ a·(b + 128) − 128·Σ a`, with `Σ a` computed once
+/// per row tile ([`rowsum_vnni`], the driver's `prep`). Every intermediate is a wrapping
+/// i32 and the true result fits in i32 (k < 131 072), so it is exact for the full
 /// `[-128, 127]` range of both operands (`vpdpbusd` does not saturate). The K tail is a
 /// masked (zeroing) load, so there is no scalar tail: zero activations add nothing and a
 /// zero weight byte biased to 128 meets a zero activation.
@@ -121,21 +134,25 @@ pub(super) unsafe fn avx2_gemm_i8_i32_4x3(m: usize, n: usize, k: usize, a: *cons
 /// Registers: R·C accumulators + C weight vectors + the bias (4×4: 16 + 4 + 1 of 32 zmm).
 ///
 /// # Safety
-/// AVX-512F/BW/VNNI present; each pointer valid for `k` bytes.
+/// AVX-512F/BW/VL/VNNI present; each pointer valid for `k` bytes.
 #[inline(always)]
-unsafe fn tile_vnni<const R: usize, const C: usize>(k: usize, a: [*const i8; R], b: [*const i8; C]) -> [[i32; C]; R] {
+unsafe fn tile_vnni<const R: usize, const C: usize>(
+    k: usize,
+    a: [*const i8; R],
+    b: [*const i8; C],
+    asum: [i32; R],
+) -> [[i32; C]; R] {
     // SAFETY: full loads stay inside `[p, p + 64)` with `p + 64 ≤ k`; the tail load is
     // masked to `[p, k)` (masked-off bytes are not accessed); AVX-512 per the contract.
     unsafe {
         let mut acc = [[_mm512_setzero_si512(); C]; R];
-        let mut asum = [_mm512_setzero_si512(); R];
         let mut p = 0;
         while p + 64 <= k {
-            step_vnni(p, u64::MAX, &a, &b, &mut acc, &mut asum);
+            step_vnni(p, u64::MAX, &a, &b, &mut acc);
             p += 64;
         }
         if p < k {
-            step_vnni(p, (1u64 << (k - p)) - 1, &a, &b, &mut acc, &mut asum);
+            step_vnni(p, (1u64 << (k - p)) - 1, &a, &b, &mut acc);
         }
         let mut out = [[0i32; C]; R];
         for i in 0..R {
@@ -145,7 +162,7 @@ unsafe fn tile_vnni<const R: usize, const C: usize>(k: usize, a: [*const i8; R],
                 half[j] = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v));
             }
             reduce_row_256(&half, &mut out[i]);
-            let corr = _mm512_reduce_add_epi32(asum[i]).wrapping_mul(128);
+            let corr = asum[i].wrapping_mul(128);
             for o in out[i].iter_mut() {
                 *o = o.wrapping_sub(corr);
             }
@@ -154,10 +171,34 @@ unsafe fn tile_vnni<const R: usize, const C: usize>(k: usize, a: [*const i8; R],
     }
 }
 
+/// `Σ_k a[i][k]` for each row of a tile (wrapping i32; exact for k < 2²⁴).
+///
+/// # Safety
+/// AVX-512F/BW/VL/VNNI present; each pointer valid for `k` bytes.
+#[inline(always)]
+unsafe fn rowsum_vnni<const R: usize>(k: usize, a: &[*const i8; R]) -> [i32; R] {
+    // SAFETY: full loads inside `[p, p + 64)` with `p + 64 ≤ k`, the tail masked to `[p, k)`.
+    unsafe {
+        let ones = _mm512_set1_epi8(1);
+        let mut out = [0i32; R];
+        for i in 0..R {
+            let mut s = _mm512_setzero_si512();
+            let mut p = 0;
+            while p < k {
+                let mask = if p + 64 <= k { u64::MAX } else { (1u64 << (k - p)) - 1 };
+                s = _mm512_dpbusd_epi32(s, ones, _mm512_maskz_loadu_epi8(mask, a[i].add(p)));
+                p += 64;
+            }
+            out[i] = _mm512_reduce_add_epi32(s);
+        }
+        out
+    }
+}
+
 /// One 64-byte step of [`tile_vnni`] over the bytes `mask` selects from `p`.
 ///
 /// # Safety
-/// AVX-512F/BW/VNNI present; each pointer valid for the bytes `mask` selects from `p`.
+/// AVX-512F/BW/VL/VNNI present; each pointer valid for the bytes `mask` selects from `p`.
 #[inline(always)]
 unsafe fn step_vnni<const R: usize, const C: usize>(
     p: usize,
@@ -165,19 +206,16 @@ unsafe fn step_vnni<const R: usize, const C: usize>(
     a: &[*const i8; R],
     b: &[*const i8; C],
     acc: &mut [[__m512i; C]; R],
-    asum: &mut [__m512i; R],
 ) {
     // SAFETY: masked loads touch only the selected bytes; AVX-512 per the contract.
     unsafe {
         let bias = _mm512_set1_epi8(-128);
-        let ones = _mm512_set1_epi8(1);
         let mut bv = [_mm512_setzero_si512(); C];
         for j in 0..C {
             bv[j] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, b[j].add(p)), bias);
         }
         for i in 0..R {
             let av = _mm512_maskz_loadu_epi8(mask, a[i].add(p));
-            asum[i] = _mm512_dpbusd_epi32(asum[i], ones, av);
             for j in 0..C {
                 acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], bv[j], av);
             }
@@ -188,9 +226,143 @@ unsafe fn step_vnni<const R: usize, const C: usize>(
 /// The AVX-512 VNNI kernel (`vnni`), tiles of 4 rows × 4 columns.
 ///
 /// # Safety
-/// AVX-512F/BW/VNNI present; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n` elements.
-#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
+/// AVX-512F/BW/VL/VNNI present; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n` elements.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) unsafe fn avx512vnni_gemm_i8_i32_4x4(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
     // SAFETY: as in `avx2_gemm_i8_i32_4x3`; the features per the contract.
-    unsafe { drive!(tile_vnni, [1, 2, 3, 4], 4, m, n, k, a, b, c) }
+    unsafe { drive!(tile_vnni, rowsum_vnni, [1, 2, 3, 4], 4, m, n, k, a, b, c) }
+}
+
+/// K values per i32 accumulation block of the i16×i8 kernel: a `vpmaddwd` lane gains at
+/// most 2·2¹⁵·2⁷ = 2²³ per step of 16, so 128 steps (2048 values) stay below 2³¹; each
+/// block's lanes are then added up in i64.
+const I16_BLOCK: usize = 2048;
+
+/// `R` rows of `a` (int16) against `C` rows of `b` (int8), exact in i64.
+///
+/// # Safety
+/// AVX2 present; each `a[i]` valid for `k` i16, each `b[j]` for `k` bytes.
+#[inline(always)]
+unsafe fn tile16_avx2<const R: usize, const C: usize>(
+    k: usize,
+    a: [*const i16; R],
+    b: [*const i8; C],
+) -> [[i64; C]; R] {
+    // SAFETY: loads read `[p, p + 16)` with `p + 16 ≤ k`; AVX2 per the contract.
+    unsafe {
+        let mut out = [[0i64; C]; R];
+        let mut p = 0;
+        while p + 16 <= k {
+            let end = (p + I16_BLOCK).min(k);
+            let mut acc = [[_mm256_setzero_si256(); C]; R];
+            while p + 16 <= end {
+                let mut bv = [_mm256_setzero_si256(); C];
+                for j in 0..C {
+                    bv[j] = _mm256_cvtepi8_epi16(_mm_loadu_si128(b[j].add(p).cast()));
+                }
+                for i in 0..R {
+                    let av = _mm256_loadu_si256(a[i].add(p).cast());
+                    for j in 0..C {
+                        acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(av, bv[j]));
+                    }
+                }
+                p += 16;
+            }
+            for i in 0..R {
+                for j in 0..C {
+                    let mut lanes = [0i32; 8];
+                    _mm256_storeu_si256(lanes.as_mut_ptr().cast(), acc[i][j]);
+                    out[i][j] += lanes.iter().map(|&v| v as i64).sum::<i64>();
+                }
+            }
+        }
+        for q in p..k {
+            for i in 0..R {
+                for j in 0..C {
+                    out[i][j] += *a[i].add(q) as i64 * *b[j].add(q) as i64;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The AVX2 int16×int8 kernel (`avx2` and `vnni`): tiles of 3 activation rows × 4 weight
+/// rows (12 accumulators + 4 weight vectors of 16 ymm).
+///
+/// # Safety
+/// AVX2 present; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n` elements.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn avx2_gemm_i16_i8_i64_3x4(m: usize, n: usize, k: usize, a: *const i16, b: *const i8, c: *mut i64) {
+    // SAFETY: rows < m of `a`, < n of `b`, stores to `c[i·n + j]` with i < m, j < n.
+    unsafe { super::drive16!(tile16_avx2, 3, 4, m, n, k, a, b, c) }
+}
+
+/// K values per i32 block of the AVX-512 int16×int8 kernel: a `vpdpwssd` lane gains at
+/// most 2·2¹⁵·2⁷ = 2²³ per step of 32 values, so 128 steps (4096 values) stay below 2³¹.
+const I16_BLOCK_512: usize = 4096;
+
+/// `R` rows of `a` (int16) against `C` rows of `b` (int8), exact in i64: 32 weights
+/// sign-extended by `vpmovsxbw` (ymm memory → zmm), `vpdpwssd` into i32, the K tail
+/// masked.
+///
+/// # Safety
+/// AVX-512F/BW/VL/VNNI present; each `a[i]` valid for `k` i16, each `b[j]` for `k` bytes.
+#[inline(always)]
+unsafe fn tile16_vnni<const R: usize, const C: usize>(
+    k: usize,
+    a: [*const i16; R],
+    b: [*const i8; C],
+) -> [[i64; C]; R] {
+    // SAFETY: full loads read `[p, p + 32)` with `p + 32 ≤ k`, the tail loads are masked to
+    // `[p, k)`; AVX-512 per the contract.
+    unsafe {
+        let mut out = [[0i64; C]; R];
+        let mut p = 0;
+        while p < k {
+            let end = (p + I16_BLOCK_512).min(k);
+            let mut acc = [[_mm512_setzero_si512(); C]; R];
+            while p < end {
+                let mask = if p + 32 <= end { u32::MAX } else { (1u32 << (end - p)) - 1 };
+                let mut bv = [_mm512_setzero_si512(); C];
+                for j in 0..C {
+                    bv[j] = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(mask, b[j].add(p)));
+                }
+                for i in 0..R {
+                    let av = _mm512_maskz_loadu_epi16(mask, a[i].add(p));
+                    for j in 0..C {
+                        acc[i][j] = _mm512_dpwssd_epi32(acc[i][j], av, bv[j]);
+                    }
+                }
+                p += 32;
+            }
+            p = end;
+            for i in 0..R {
+                for j in 0..C {
+                    let v = acc[i][j];
+                    let lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
+                    let hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(v));
+                    out[i][j] += _mm512_reduce_add_epi64(_mm512_add_epi64(lo, hi));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The AVX-512 VNNI int16×int8 kernel (`vnni`): tiles of 4 activation rows × 4 weight rows.
+///
+/// # Safety
+/// AVX-512F/BW/VL/VNNI present; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n` elements.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn avx512vnni_gemm_i16_i8_i64_4x4(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const i16,
+    b: *const i8,
+    c: *mut i64,
+) {
+    // SAFETY: rows < m of `a`, < n of `b`, stores to `c[i·n + j]` with i < m, j < n.
+    unsafe { super::drive16!(tile16_vnni, 4, 4, m, n, k, a, b, c) }
 }

@@ -7,7 +7,7 @@ use super::weights::{Layer, Linear, Matrix, Norm};
 use super::{Inputs, Model};
 use crate::config::ModelConfig;
 use crate::error::Error;
-use crate::kernels::{self, scalar};
+use crate::kernels::{self, attention, scalar};
 use crate::ops;
 
 /// The encoder's output (`last_hidden_state`), living in the caller's scratch, plus the
@@ -75,27 +75,35 @@ pub(crate) fn linear(x: &[f32], m: usize, lin: &Linear<'_>, y: &mut [f32], work:
                 };
                 (work.qs[r], work.qc[r]) = (t, c);
             }
-            // int8 activations: the process's kernel (`kernels::selected`) over blocks of
-            // rows as large as the i32 accumulators allow (all rows at short sequences).
+            // The process's kernel (`kernels::selected`) over blocks of rows as large as
+            // the accumulators allow (all rows at short sequences). int16 activations
+            // accumulate in i64: the i32 region viewed as i64 when a row fits there (the
+            // dedicated one-row `acc64` otherwise, e.g. for a vocabulary-wide decoder).
             let kern = kernels::active();
-            let block = if act16 { 1 } else { (work.acc.len() / n).clamp(1, m) };
+            let (acc32, acc64): (&mut [i32], &mut [i64]) = if act16 {
+                let wide64 = bytemuck::pod_align_to_mut::<i32, i64>(&mut *work.acc).1;
+                (&mut [], if wide64.len() >= n { wide64 } else { &mut *work.acc64 })
+            } else {
+                (&mut *work.acc, &mut [])
+            };
+            let block = if act16 { acc64.len() / n } else { acc32.len() / n }.clamp(1, m);
             for r0 in (0..m).step_by(block) {
                 let rows = block.min(m - r0);
-                if !act16 {
-                    let acc = &mut work.acc[..rows * n];
-                    kern.gemm_i8_i32(rows, n, k, &work.qx[r0 * k..(r0 + rows) * k], q, acc);
+                if act16 {
+                    kern.gemm_i16_i8_i64(rows, n, k, &work.qx16[r0 * k..(r0 + rows) * k], q, &mut acc64[..rows * n]);
+                } else {
+                    kern.gemm_i8_i32(rows, n, k, &work.qx[r0 * k..(r0 + rows) * k], q, &mut acc32[..rows * n]);
                 }
                 for r in r0..r0 + rows {
                     let (t, c) = (work.qs[r], work.qc[r]);
                     let out = &mut y[r * n..(r + 1) * n];
+                    let at = (r - r0) * n..(r - r0 + 1) * n;
                     if act16 {
-                        scalar::gemm_i16_i8_i64(1, n, k, &work.qx16[r * k..(r + 1) * k], q, &mut work.acc64[..n]);
-                        for ((o, &a), &s) in out.iter_mut().zip(work.acc64.iter()).zip(scales) {
+                        for ((o, &a), &s) in out.iter_mut().zip(&acc64[at]).zip(scales) {
                             *o = t * s * a as f32;
                         }
                     } else {
-                        let acc = &work.acc[(r - r0) * n..(r - r0 + 1) * n];
-                        for ((o, &a), &s) in out.iter_mut().zip(acc).zip(scales) {
+                        for ((o, &a), &s) in out.iter_mut().zip(&acc32[at]).zip(scales) {
                             *o = t * s * a as f32;
                         }
                     }
@@ -112,10 +120,21 @@ pub(crate) fn linear(x: &[f32], m: usize, lin: &Linear<'_>, y: &mut [f32], work:
     }
     if let Some(o) = &lin.outliers {
         let c = o.cols.len();
+        // Gather the token's outlier channels once (not once per output), on the stack
+        // when they fit; the sum keeps its order, so the result is the same either way.
+        let mut gathered = [0f32; 256];
         for r in 0..m {
             let xr = &x[r * k..(r + 1) * k];
-            for (yo, wrow) in y[r * n..(r + 1) * n].iter_mut().zip(o.w.chunks_exact(c)) {
-                *yo += o.cols.iter().zip(wrow).map(|(&col, &w)| xr[col as usize] * w).sum::<f32>();
+            if c <= gathered.len() {
+                let xo = &mut gathered[..c];
+                xo.iter_mut().zip(o.cols).for_each(|(v, &col)| *v = xr[col as usize]);
+                for (yo, wrow) in y[r * n..(r + 1) * n].iter_mut().zip(o.w.chunks_exact(c)) {
+                    *yo += xo.iter().zip(wrow).map(|(&v, &w)| v * w).sum::<f32>();
+                }
+            } else {
+                for (yo, wrow) in y[r * n..(r + 1) * n].iter_mut().zip(o.w.chunks_exact(c)) {
+                    *yo += o.cols.iter().zip(wrow).map(|(&col, &w)| xr[col as usize] * w).sum::<f32>();
+                }
             }
         }
     }
@@ -285,22 +304,17 @@ fn layer_forward<O: Observer>(
         let base = bi * s;
         for head in 0..nh {
             let col = head * d;
+            // The head's keys and values of token j start at `j·h` in these slices.
+            let keys = &x.k[base * h + col..];
+            let values = &x.v[base * h + col..];
+            let mask = inp.attention_mask.map(|m| &m[base..base + s]);
             for i in 0..s {
                 let qi = &x.q[(base + i) * h + col..][..d];
-                for j in 0..s {
-                    let kj = &x.k[(base + j) * h + col..][..d];
-                    let masked = inp.attention_mask.is_some_and(|m| m[base + j] == 0);
-                    // transformers adds finfo(float32).min where the mask is 0.
-                    x.probs[j] = scalar::dot_f32(qi, kj) * scale + if masked { f32::MIN } else { 0.0 };
-                }
+                // transformers adds finfo(float32).min where the mask is 0.
+                attention::attention_scores(qi, keys, h, scale, mask, &mut x.probs[..s]);
                 ops::softmax(&mut x.probs[..s]);
                 let out = &mut x.ctx[(base + i) * h + col..][..d];
-                out.fill(0.0);
-                for j in 0..s {
-                    let p = x.probs[j];
-                    let vj = &x.v[(base + j) * h + col..][..d];
-                    out.iter_mut().zip(vj).for_each(|(o, &v)| *o += p * v);
-                }
+                attention::attention_context(&x.probs[..s], values, h, out);
             }
         }
     }
