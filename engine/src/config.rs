@@ -244,7 +244,7 @@ impl ModelConfig {
                 return Err(Error::BadConfig { field, value: v as u64, detail: "must be between 1 and 2^20" });
             }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(Error::BadConfig {
                 field: "num_attention_heads",
                 value: self.num_attention_heads as u64,

@@ -758,7 +758,7 @@ pub fn build_section(spec: &TokenizerSpec) -> Result<Vec<u8>> {
     out[56..60].copy_from_slice(&sp_min.to_le_bytes());
     out[60..64].copy_from_slice(&sp_max.to_le_bytes());
     for (i, bytes) in regions.iter_mut() {
-        while out.len() % 8 != 0 {
+        while !out.len().is_multiple_of(8) {
             out.push(0);
         }
         let off = out.len();

@@ -138,7 +138,7 @@ impl<'a> Blob<'a> {
         if version != VERSION {
             return Err(Error::UnsupportedVersion { found: version, supported: VERSION });
         }
-        if (bytes.as_ptr() as usize) % BUFFER_ALIGN != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(BUFFER_ALIGN) {
             return Err(Error::Misaligned {
                 what: "blob buffer start (in memory)",
                 offset: 0,
@@ -458,7 +458,7 @@ fn field(ok: bool, field: &'static str, offset: u64, value: u64, expected: &'sta
 }
 
 fn aligned(what: &'static str, offset: u64, align: u64) -> Result<(), Error> {
-    if offset % align == 0 { Ok(()) } else { Err(Error::Misaligned { what, offset, align }) }
+    if offset.is_multiple_of(align) { Ok(()) } else { Err(Error::Misaligned { what, offset, align }) }
 }
 
 fn in_bounds(what: &'static str, offset: u64, len: u64, limit: u64) -> Result<(), Error> {

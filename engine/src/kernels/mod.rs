@@ -31,11 +31,9 @@ pub mod attention;
 pub mod scalar;
 mod wide;
 
-// The AVX-512 intrinsics of the `vnni` kernel are stable from Rust 1.89: x86_64 builds
-// need 1.89 although the workspace declares 1.85 (raising it is the lead's call: it turns
-// on lints elsewhere). Clippy is told so for this module only.
+// The AVX-512 intrinsics of the `vnni` kernel are stable from Rust 1.89, the workspace's
+// rust-version.
 #[cfg(target_arch = "x86_64")]
-#[clippy::msrv = "1.89"]
 mod x86;
 
 #[cfg(target_arch = "aarch64")]

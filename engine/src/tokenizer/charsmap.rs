@@ -27,7 +27,7 @@ impl<'a> Charsmap<'a> {
             return Err(BadCharsmap);
         }
         let size = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
-        if size % 4 != 0 || size == 0 || size > b.len() - 4 {
+        if !size.is_multiple_of(4) || size == 0 || size > b.len() - 4 {
             return Err(BadCharsmap);
         }
         let normalized = &b[4 + size..];

@@ -812,10 +812,10 @@ impl Transform<'_> {
             let change = if diff > 0 && j as isize >= n as isize - diff { 1 } else { 0 };
             self.push(c, change, w);
         }
-        if diff < 0 {
-            if let Some((_, ch)) = self.pending.as_mut() {
-                *ch += diff;
-            }
+        if diff < 0
+            && let Some((_, ch)) = self.pending.as_mut()
+        {
+            *ch += diff;
         }
     }
 

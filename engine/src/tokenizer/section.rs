@@ -257,7 +257,7 @@ impl<'a> Section<'a> {
             }
         }
         // Trie: node 0 is the root; children lie after their parent, so walks terminate.
-        if self.trie.len() % 12 != 0 || self.trie.is_empty() || self.labels.len() != self.trie.len() / 12 {
+        if !self.trie.len().is_multiple_of(12) || self.trie.is_empty() || self.labels.len() != self.trie.len() / 12 {
             return Err(bad(
                 "trie length",
                 self.region_off(b, region::TRIE),
@@ -282,7 +282,7 @@ impl<'a> Section<'a> {
                 ));
             }
         }
-        if self.added.len() % 16 != 0 {
+        if !self.added.len().is_multiple_of(16) {
             return Err(bad(
                 "added tokens length",
                 self.region_off(b, region::ADDED),
@@ -306,7 +306,7 @@ impl<'a> Section<'a> {
                 ));
             }
         }
-        if self.charmap.len() % 12 != 0 {
+        if !self.charmap.len().is_multiple_of(12) {
             return Err(bad(
                 "charmap length",
                 self.region_off(b, region::CHARMAP),
@@ -327,7 +327,7 @@ impl<'a> Section<'a> {
             }
             prev = Some(cp);
         }
-        if self.lower.len() % 12 != 0 {
+        if !self.lower.len().is_multiple_of(12) {
             return Err(bad(
                 "lower table length",
                 self.region_off(b, region::LOWER),
@@ -362,7 +362,7 @@ impl<'a> Section<'a> {
                 "SentencePiece's layout",
             )
         })?;
-        if self.steps.len() % 24 != 0 || self.steps.len() / 24 > MAX_STEPS {
+        if !self.steps.len().is_multiple_of(24) || self.steps.len() / 24 > MAX_STEPS {
             return Err(bad(
                 "normalizer steps length",
                 self.region_off(b, region::STEPS),
