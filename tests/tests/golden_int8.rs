@@ -9,50 +9,14 @@
 
 use albert_engine::Model;
 use albert_engine::config::DType;
-use albert_tests::{Fixture, cosine, engine_name, fixture_names, run_case};
+use albert_tests::{Fixture, fixture_names};
+use albert_tools::eval::{self, Report};
 
-struct Stats {
-    tok_mean: f64,
-    tok_min: f64,
-    mlm_mean: Option<f64>,
-    mlm_min: Option<f64>,
-}
-
-fn measure(fx: &Fixture, dtype: DType) -> Stats {
+/// The engine's cosine statistics against transformers (`albert eval --goldens`).
+fn measure(fx: &Fixture, dtype: DType) -> Report {
     let blob = fx.pack(dtype).unwrap();
     let model = Model::from_bytes(blob.as_bytes()).unwrap();
-    let h = model.config().hidden_size as usize;
-    let v = model.config().vocab_size as usize;
-    let (mut toks, mut mlm) = (Vec::new(), Vec::new());
-    for case in &fx.cases {
-        let got = run_case(&model, case).unwrap();
-        let real = |i: usize| case.attention_mask[i] == 1;
-        let mine = &got["last_hidden_state"].data;
-        let gold = &case.golden["last_hidden_state"].data;
-        for (i, (a, b)) in mine.chunks(h).zip(gold.chunks(h)).enumerate() {
-            if real(i) {
-                toks.push(cosine(a, b));
-            }
-        }
-        for (out, g) in &case.golden {
-            if engine_name(&fx.model_class, out) == "prediction_logits" {
-                let mine = &got["prediction_logits"].data;
-                for (i, (a, b)) in mine.chunks(v).zip(g.data.chunks(v)).enumerate() {
-                    if real(i) {
-                        mlm.push(cosine(a, b));
-                    }
-                }
-            }
-        }
-    }
-    let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len() as f64;
-    let min = |x: &[f64]| x.iter().cloned().fold(f64::INFINITY, f64::min);
-    Stats {
-        tok_mean: mean(&toks),
-        tok_min: min(&toks),
-        mlm_mean: (!mlm.is_empty()).then(|| mean(&mlm)),
-        mlm_min: (!mlm.is_empty()).then(|| min(&mlm)),
-    }
+    eval::against_goldens(&model, &fx.dir).unwrap()
 }
 
 fn check(dtype: DType, tok_mean: f64, tok_min: f64, mlm_mean: f64) {
@@ -65,8 +29,14 @@ fn check(dtype: DType, tok_mean: f64, tok_min: f64, mlm_mean: f64) {
         let fx = Fixture::load(&name).unwrap();
         let s = measure(&fx, dtype);
         let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.6}"));
-        println!("{name:>18} {:>12.6} {:>12.6} {:>12} {:>12}", s.tok_mean, s.tok_min, f(s.mlm_mean), f(s.mlm_min));
-        if s.tok_mean < tok_mean || s.tok_min < tok_min || s.mlm_mean.is_some_and(|m| m < mlm_mean) {
+        println!(
+            "{name:>18} {:>12.6} {:>12.6} {:>12} {:>12}",
+            s.hidden_cos_mean,
+            s.hidden_cos_min,
+            f(s.mlm_cos_mean),
+            f(s.mlm_cos_min)
+        );
+        if s.hidden_cos_mean < tok_mean || s.hidden_cos_min < tok_min || s.mlm_cos_mean.is_some_and(|m| m < mlm_mean) {
             failures.push(name);
         }
     }

@@ -4,27 +4,9 @@
 //! One safe generic body, compiled twice: as is (SSE2 on a default x86_64 build, NEON on
 //! aarch64) and inside an `#[target_feature(enable = "avx2")]` wrapper chosen at run time
 //! on x86_64 (the `matrixmultiply` pattern). Rust never contracts `a·b + c` into an FMA,
-//! and the summation order is written out (eight partial sums, as
-//! [`super::scalar::dot_f32`]), so both builds give bit-identical results: the AVX2 one
+//! and the summation order is written out (eight partial sums in
+//! [`super::scalar::dot_f32`], inlined into each build), so both builds give bit-identical results: the AVX2 one
 //! only does each step on one ymm instead of two xmm.
-
-/// [`super::scalar::dot_f32`], inlined into each build (the order of the additions is the
-/// same, so is the result).
-#[inline(always)]
-fn dot8(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 8];
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(&x, &y)| x * y).sum();
-    (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
-}
 
 #[inline(always)]
 fn scores_body(q: &[f32], keys: &[f32], stride: usize, scale: f32, mask: Option<&[u32]>, out: &mut [f32]) {
@@ -33,7 +15,7 @@ fn scores_body(q: &[f32], keys: &[f32], stride: usize, scale: f32, mask: Option<
         let kj = &keys[j * stride..j * stride + d];
         let masked = mask.is_some_and(|m| m[j] == 0);
         // transformers adds finfo(float32).min where the mask is 0.
-        *o = dot8(q, kj) * scale + if masked { f32::MIN } else { 0.0 };
+        *o = super::scalar::dot_f32(q, kj) * scale + if masked { f32::MIN } else { 0.0 };
     }
 }
 

@@ -51,7 +51,10 @@ pub fn gemm_f32(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32
 }
 
 /// Dot product in f32. Eight independent partial sums let the compiler vectorise
-/// (a single running sum pins the float addition order and stays scalar).
+/// (a single running sum pins the float addition order and stays scalar). Always inlined so
+/// that callers compiled with `#[target_feature]` (the AVX2 attention loop) vectorise it
+/// with their instructions and the same addition order.
+#[inline(always)]
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
