@@ -133,16 +133,25 @@ fn replace_in_place(s: &mut [u8], len: usize, from: &[u8], to: &[u8]) -> usize {
     w
 }
 
-/// transformers' `decode(ids, skip_special_tokens=True)` as the CLI computes it, into
-/// `dst` with a NUL after it. `Ok(len)`, or `Err(bytes)` that suffice when `dst` is short.
-fn decode(tok: &Tokenizer<'_>, ids: impl Iterator<Item = u32>, dst: &mut [u8]) -> Result<usize, usize> {
+/// transformers' `decode(ids, skip_special_tokens=skip_special)` as the CLI computes it
+/// (`albert_tools::pipelines::Pipeline::decode`: the `Metaspace` decoder drops `▁` in the
+/// first token and makes it a space elsewhere, then the clean-up), into `dst` with a NUL
+/// after it. `Ok(len)`, or `Err(bytes)` that suffice when `dst` is short.
+fn decode(
+    tok: &Tokenizer<'_>,
+    ids: impl Iterator<Item = u32>,
+    skip_special: bool,
+    dst: &mut [u8],
+) -> Result<usize, usize> {
     let mut n = 0usize;
-    for id in ids {
-        if tok.is_special(id) {
-            continue;
-        }
+    let kept = ids.filter(|&id| !(skip_special && tok.is_special(id)));
+    for (i, id) in kept.enumerate() {
         for c in tok.id_to_piece(id).unwrap_or("").chars() {
-            let c = if c == '\u{2581}' { ' ' } else { c };
+            let c = match c {
+                '\u{2581}' if i == 0 => continue,
+                '\u{2581}' => ' ',
+                c => c,
+            };
             let len = c.len_utf8();
             if let Some(d) = dst.get_mut(n..n + len) {
                 c.encode_utf8(d);
@@ -153,15 +162,7 @@ fn decode(tok: &Tokenizer<'_>, ids: impl Iterator<Item = u32>, dst: &mut [u8]) -
     if n >= dst.len() {
         return Err(n + 1);
     }
-    // The bytes are whole characters of valid pieces.
-    let (start, mut len) = match core::str::from_utf8(&dst[..n]) {
-        Ok(s) => {
-            let t = s.trim();
-            (t.as_ptr() as usize - s.as_ptr() as usize, t.len())
-        }
-        Err(_) => (0, n),
-    };
-    dst.copy_within(start..start + len, 0);
+    let mut len = n;
     for (from, to) in CLEAN_UP {
         len = replace_in_place(dst, len, from.as_bytes(), to.as_bytes());
     }
@@ -243,7 +244,7 @@ pub(crate) fn fill_mask(
         for b in &mut out[m * k..(m + 1) * k] {
             let id = b.token;
             let at = used.min(strings.len());
-            match decode(tok, [id].into_iter(), &mut strings[at..]) {
+            match decode(tok, [id].into_iter(), false, &mut strings[at..]) {
                 Ok(len) if !short => {
                     (b.token_str, b.token_str_len) = (strings[at..].as_ptr().cast(), len);
                     used += len + 1;
@@ -256,7 +257,9 @@ pub(crate) fn fill_mask(
             }
             let at = used.min(strings.len());
             let filled_ids = ids.iter().enumerate().map(|(i, &t)| if i == p { id } else { t });
-            match decode(tok, filled_ids, &mut strings[at..]) {
+            // transformers keeps special tokens in `sequence` when there are several
+            // masks, so that the other [MASK]s stay visible.
+            match decode(tok, filled_ids, masks == 1, &mut strings[at..]) {
                 Ok(len) if !short => {
                     (b.sequence, b.sequence_len) = (strings[at..].as_ptr().cast(), len);
                     used += len + 1;

@@ -175,6 +175,14 @@ impl ModelConfig {
             value: w[14] as u64,
             expected: "0 (f32), 1 (f16) or 2 (int8)",
         })?;
+        if let Some(i) = (19..CONFIG_WORDS).find(|&i| w[i] != 0) {
+            return Err(Error::BadField {
+                field: "reserved config word",
+                offset: off(i),
+                value: w[i] as u64,
+                expected: "0",
+            });
+        }
         let cfg = ModelConfig {
             vocab_size: w[0],
             embedding_size: w[1],
@@ -288,6 +296,13 @@ impl ModelConfig {
                 detail: "a classification head needs between 1 and 2^20 labels",
             });
         }
+        if cls == 0 && self.num_labels != 0 {
+            return Err(Error::BadConfig {
+                field: "num_labels",
+                value: self.num_labels as u64,
+                detail: "must be 0 without a classification head",
+            });
+        }
         if self.heads.has(Heads::MULTIPLE_CHOICE) && self.num_labels != 1 {
             return Err(Error::BadConfig {
                 field: "num_labels",
@@ -303,6 +318,15 @@ impl ModelConfig {
                 value: self.heads.0 as u64,
                 detail: "sentence-order, sequence-classification and multiple-choice heads need the pooler",
             });
+        }
+        for (field, id) in [
+            ("pad_token_id", self.pad_token_id),
+            ("bos_token_id", self.bos_token_id),
+            ("eos_token_id", self.eos_token_id),
+        ] {
+            if id >= self.vocab_size {
+                return Err(Error::BadConfig { field, value: id as u64, detail: "must be below vocab_size" });
+            }
         }
         let int8 = self.weight_dtype == DType::I8;
         if self.activation_scheme != int8 as u32 {

@@ -31,6 +31,9 @@ pub mod format;
 pub mod kernels;
 pub mod model;
 mod ops;
+mod par;
+#[cfg(feature = "std")]
+pub mod threads;
 pub mod tokenizer;
 
 pub use config::{Activation, Heads, ModelConfig};

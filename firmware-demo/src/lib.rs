@@ -227,15 +227,12 @@ impl<'b> Demo<'b> {
         }
     }
 
-    /// Writes piece `id` as transformers' `decode([id], skip_special_tokens=True)` gives it
-    /// for one token: `▁` as a space, trimmed; special tokens as nothing.
+    /// Writes piece `id` as transformers' `decode([id])` (the fill-mask `token_str`) gives
+    /// it: the `Metaspace` decoder drops `▁` from a first token; special tokens as their text.
     fn write_token(&self, out: &mut impl Write, id: u32) -> fmt::Result {
-        if self.tokenizer.is_special(id) {
-            return Ok(());
-        }
         let piece = self.tokenizer.id_to_piece(id).unwrap_or("");
-        for c in piece.trim_matches(|c: char| c == '\u{2581}' || c.is_whitespace()).chars() {
-            out.write_char(if c == '\u{2581}' { ' ' } else { c })?;
+        for c in piece.chars().filter(|&c| c != '\u{2581}') {
+            out.write_char(c)?;
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Prints the table of int8 fidelity per quantization option and test model that
 //! `engine/FORMAT.md` quotes: `cargo run --release -p albert-tests --example int8_schemes
-//! [FIXTURE,...]` (default: every fixture in index.json, and the outlier model).
+//! [FIXTURE,... [VARIANT,...]]` (default: every fixture in index.json and the outlier model;
+//! every variant).
 //! Each cell: per-token cosine of `last_hidden_state` mean / min, MLM logit-row cosine mean.
 
 use albert_engine::Model;
@@ -18,8 +19,15 @@ fn main() -> anyhow::Result<()> {
         ("mse", PackOptions { mse_weights: true, ..plain.clone() }),
         ("smooth.5", PackOptions { smooth_alpha: Some(0.5), ..plain.clone() }),
         ("all-act16", PackOptions { act16: vec![String::new()], ..plain.clone() }),
+        ("gptq", PackOptions { gptq: true, ..plain.clone() }),
+        ("default-nearest", PackOptions { gptq: false, ..PackOptions::new(DType::I8) }),
         ("default", PackOptions::new(DType::I8)),
     ];
+    // Optional second argument: the variants to run (comma separated names).
+    let variants: Vec<(&str, PackOptions)> = match std::env::args().nth(2) {
+        Some(only) => variants.into_iter().filter(|(n, _)| only.split(',').any(|o| o == *n)).collect(),
+        None => variants,
+    };
     let names: Vec<String> = match std::env::args().nth(1) {
         Some(list) => list.split(',').map(str::to_string).collect(),
         None => {
@@ -42,6 +50,7 @@ fn main() -> anyhow::Result<()> {
             let r = eval::against_goldens(&model, &fx.dir)?;
             let mlm = r.mlm_cos_mean.map_or("-".to_string(), |m| format!("{m:.5}"));
             print!(" {:.5}/{:.4}/{mlm:>7}", r.hidden_cos_mean, r.hidden_cos_min);
+            std::io::Write::flush(&mut std::io::stdout())?;
         }
         println!();
     }

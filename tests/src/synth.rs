@@ -65,7 +65,22 @@ fn specs(v: usize, e: usize, h: usize, i: usize, p: usize) -> Vec<Spec> {
 /// Writes `model.safetensors` for the outlier fixture into `dir` (beside a copy of its
 /// `config.json`) after checking the weights' SHA-256 against the one Python recorded.
 pub fn write_outlier_checkpoint(fixture: &Path, dir: &Path) -> Result<()> {
-    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture.join("config.json"))?)?;
+    write_checkpoint(fixture, dir, None)
+}
+
+/// [`write_outlier_checkpoint`] with `max_position_embeddings` set to `positions`, for
+/// benchmarks at sequences longer than the fixture's 128 (albert-base-v2 has 512). The
+/// position table is drawn from the same stream, so its first 128 rows are the fixture's;
+/// the SHA-256 check, which covers the fixture's table, is skipped.
+pub fn write_outlier_checkpoint_positions(fixture: &Path, dir: &Path, positions: usize) -> Result<()> {
+    write_checkpoint(fixture, dir, Some(positions))
+}
+
+fn write_checkpoint(fixture: &Path, dir: &Path, positions: Option<usize>) -> Result<()> {
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture.join("config.json"))?)?;
+    if let Some(p) = positions {
+        cfg["max_position_embeddings"] = p.into();
+    }
     let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture.join("goldens.json"))?)?;
     let dim = |k: &str| cfg[k].as_u64().unwrap_or(0) as usize;
     let specs = specs(
@@ -109,7 +124,10 @@ pub fn write_outlier_checkpoint(fixture: &Path, dir: &Path) -> Result<()> {
     }
     let got = format!("{:x}", sha.finalize());
     let want = meta["synthetic_weights"]["sha256_f32_le"].as_str().unwrap_or("");
-    ensure!(got == want, "synthetic outlier weights differ from the Python generator: sha256 {got} != {want}");
+    ensure!(
+        positions.is_some() || got == want,
+        "synthetic outlier weights differ from the Python generator: sha256 {got} != {want}"
+    );
 
     let bytes: Vec<Vec<u8>> = tensors.iter().map(|t| bytemuck_f32(&t.2)).collect();
     let views: Vec<(String, TensorView<'_>)> = tensors
@@ -118,7 +136,11 @@ pub fn write_outlier_checkpoint(fixture: &Path, dir: &Path) -> Result<()> {
         .map(|(t, b)| Ok((t.0.clone(), TensorView::new(Dtype::F32, t.1.clone(), b)?)))
         .collect::<Result<_>>()?;
     safetensors::serialize_to_file(views, None, &dir.join("model.safetensors"))?;
-    std::fs::copy(fixture.join("config.json"), dir.join("config.json"))?;
+    if positions.is_some() {
+        std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&cfg)?)?;
+    } else {
+        std::fs::copy(fixture.join("config.json"), dir.join("config.json"))?;
+    }
     Ok(())
 }
 

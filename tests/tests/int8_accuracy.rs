@@ -40,10 +40,8 @@ fn side_by_side(name: &str, r: &Report) -> (f64, f64) {
 fn outlier_model_default_scheme() {
     let (_, r) = ours("outlier_base");
     let (ort_mean, ort_min) = side_by_side("outlier_base", &r);
-    // The issue asks for min >= 0.99; see FORMAT.md for why one token of this synthetic
-    // model stays just below (it amplifies any perturbation over the 12 iterations).
     assert!(r.hidden_cos_mean >= 0.998, "mean {}", r.hidden_cos_mean);
-    assert!(r.hidden_cos_min >= 0.98, "min {}", r.hidden_cos_min);
+    assert!(r.hidden_cos_min >= 0.99, "min {}", r.hidden_cos_min);
     assert!(r.hidden_cos_mean > ort_mean && r.hidden_cos_min > ort_min, "not better than ONNX Runtime");
 }
 
@@ -75,11 +73,11 @@ fn index_fixtures_default_scheme_against_ort() {
         let (_, r) = ours(&name);
         let (ort_mean, ort_min) = side_by_side(&name, &r);
         assert!(r.hidden_cos_mean >= 0.9995, "{name}: mean {}", r.hidden_cos_mean);
-        assert!(r.mlm_cos_mean.is_none_or(|m| m >= 0.999), "{name}: MLM {:?}", r.mlm_cos_mean);
-        // Random-init weights have no outliers: both engines sit at the int8 weight
-        // floor and differ by ~1e-5 either way in the mean. Ours must not be worse than
-        // that noise, and its worst token must not be worse than ORT's.
-        assert!(r.hidden_cos_mean >= ort_mean - 5e-5, "{name}: mean {} vs ORT {ort_mean}", r.hidden_cos_mean);
-        assert!(r.hidden_cos_min >= ort_min - 2e-4, "{name}: min {} vs ORT {ort_min}", r.hidden_cos_min);
+        assert!(r.mlm_cos_mean.is_none_or(|m| m >= 0.9995), "{name}: MLM {:?}", r.mlm_cos_mean);
+        // Random-init weights have no outliers: both engines' error is mostly the int8
+        // weights', where nearest rounding leaves the two within ~1e-5; GPTQ's rounding is
+        // what puts ours ahead.
+        assert!(r.hidden_cos_mean > ort_mean, "{name}: mean {} vs ORT {ort_mean}", r.hidden_cos_mean);
+        assert!(r.hidden_cos_min > ort_min, "{name}: min {} vs ORT {ort_min}", r.hidden_cos_min);
     }
 }

@@ -125,41 +125,75 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Reads and normalises the checkpoint in `dir`. `task` overrides `architectures`.
 pub fn load(dir: &Path, task: Option<Task>) -> Result<Checkpoint> {
     let cfg_path = dir.join("config.json");
-    let cfg: Value =
-        serde_json::from_slice(&fs::read(&cfg_path).with_context(|| format!("reading {}", cfg_path.display()))?)
-            .with_context(|| format!("parsing {}", cfg_path.display()))?;
+    let cfg_bytes = fs::read(&cfg_path).with_context(|| format!("reading {}", cfg_path.display()))?;
+    let cfg = parse_config_json(&cfg_bytes).with_context(|| format!("parsing {}", cfg_path.display()))?;
+    let mut tensors = BTreeMap::new();
+    for file in weight_files(dir)? {
+        let bytes = fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        read_safetensors(&bytes, &mut tensors).with_context(|| format!("reading {}", file.display()))?;
+    }
+    from_parts(&cfg, tensors, task)
+}
+
+/// A parsed `config.json`, with the fields checked that do not depend on the tensors.
+#[derive(Clone, Debug)]
+pub struct ConfigJson {
+    value: Value,
+    hidden_act: Activation,
+    layer_norm_eps: f32,
+}
+
+/// Parses the bytes of a `config.json` (the part of [`load`] that reads that file).
+pub fn parse_config_json(bytes: &[u8]) -> Result<ConfigJson> {
+    let cfg: Value = serde_json::from_slice(bytes)?;
+    if !cfg.is_object() {
+        bail!("config.json is not a JSON object");
+    }
     if let Some(mt) = cfg.get("model_type").and_then(Value::as_str)
         && mt != "albert"
     {
-        bail!("{}: model_type is `{mt}`, this tool packs only `albert` checkpoints", cfg_path.display());
+        bail!("model_type is `{mt}`, this tool packs only `albert` checkpoints");
     }
     if let Some(p) = cfg.get("position_embedding_type").and_then(Value::as_str)
         && p != "absolute"
     {
         bail!("config.json: position_embedding_type `{p}` is not supported (only `absolute`, ALBERT's default)");
     }
-    let act_name = cfg.get("hidden_act").and_then(Value::as_str).unwrap_or("gelu_new");
+    let act_name = match cfg.get("hidden_act") {
+        None | Some(Value::Null) => "gelu_new",
+        Some(v) => v.as_str().ok_or_else(|| anyhow!("config.json: hidden_act is {v}, expected a string"))?,
+    };
     let hidden_act = Activation::from_hf_name(act_name)
         .ok_or_else(|| anyhow!("config.json: hidden_act `{act_name}` is not supported (gelu, gelu_new, gelu_pytorch_tanh, relu, gelu_fast, quick_gelu, silu, swish, tanh, sigmoid, linear)"))?;
-    let eps = match cfg.get("layer_norm_eps") {
+    let layer_norm_eps = match cfg.get("layer_norm_eps") {
         None => 1e-12,
         Some(v) => v.as_f64().ok_or_else(|| anyhow!("config.json: layer_norm_eps is {v}, expected a number"))? as f32,
     };
+    Ok(ConfigJson { value: cfg, hidden_act, layer_norm_eps })
+}
 
-    // Tensors.
-    let mut tensors = BTreeMap::new();
-    for file in weight_files(dir)? {
-        let bytes = fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-        let st =
-            SafeTensors::deserialize(&bytes).with_context(|| format!("parsing {} as safetensors", file.display()))?;
-        for (name, view) in st.tensors() {
-            let values = to_f32(&view, &name)?;
-            let short = name.strip_prefix("albert.").unwrap_or(&name).to_string();
-            if tensors.insert(short.clone(), Tensor { shape: view.shape().to_vec(), values }).is_some() {
-                bail!("tensor `{short}` appears twice (with and without the `albert.` prefix?)");
-            }
+/// Adds the tensors of one safetensors file's bytes to `tensors`, converted to f32 and
+/// named without the `albert.` prefix (the part of [`load`] that reads weight files).
+pub fn read_safetensors(bytes: &[u8], tensors: &mut BTreeMap<String, Tensor>) -> Result<()> {
+    // The crate checks the declared header length against `bytes` before reading it and
+    // every tensor's extent against the data, so nothing here is sized from an unchecked
+    // number.
+    let st = SafeTensors::deserialize(bytes).context("parsing as safetensors")?;
+    for (name, view) in st.tensors() {
+        let values = to_f32(&view, &name)?;
+        let short = name.strip_prefix("albert.").unwrap_or(&name).to_string();
+        if tensors.insert(short.clone(), Tensor { shape: view.shape().to_vec(), values }).is_some() {
+            bail!("tensor `{short}` appears twice (with and without the `albert.` prefix?)");
         }
     }
+    Ok(())
+}
+
+/// Builds the normalised checkpoint from a parsed `config.json` and the tensors of its
+/// weight files (as [`read_safetensors`] gives them).
+pub fn from_parts(cfg: &ConfigJson, mut tensors: BTreeMap<String, Tensor>, task: Option<Task>) -> Result<Checkpoint> {
+    let (hidden_act, eps) = (cfg.hidden_act, cfg.layer_norm_eps);
+    let cfg = &cfg.value;
     // Buffers transformers saves in some versions; they carry no weights.
     for buf in ["embeddings.position_ids", "embeddings.token_type_ids"] {
         tensors.remove(buf);
@@ -216,9 +250,9 @@ pub fn load(dir: &Path, task: Option<Task>) -> Result<Checkpoint> {
         let w = tensors
             .get("classifier.weight")
             .ok_or_else(|| anyhow!("{task:?} checkpoint has no `classifier.weight`"))?;
-        num_labels = *w.shape.first().ok_or_else(|| anyhow!("classifier.weight has no dimensions"))? as u32;
+        num_labels = classifier_rows(&w.shape)?;
         if task != Task::MultipleChoice {
-            labels = read_labels(&cfg, num_labels as usize)?;
+            labels = read_labels(cfg, num_labels as usize)?;
         }
     }
     if heads & (Heads::SEQ_CLS | Heads::SOP | Heads::MULTIPLE_CHOICE) != 0 && heads & Heads::POOLER == 0 {
@@ -226,29 +260,44 @@ pub fn load(dir: &Path, task: Option<Task>) -> Result<Checkpoint> {
     }
 
     let config = ModelConfig {
-        vocab_size: get_u32(&cfg, "vocab_size", 30000)?,
-        embedding_size: get_u32(&cfg, "embedding_size", 128)?,
-        hidden_size: get_u32(&cfg, "hidden_size", 4096)?,
-        num_hidden_layers: get_u32(&cfg, "num_hidden_layers", 12)?,
-        num_hidden_groups: get_u32(&cfg, "num_hidden_groups", 1)?,
-        inner_group_num: get_u32(&cfg, "inner_group_num", 1)?,
-        num_attention_heads: get_u32(&cfg, "num_attention_heads", 64)?,
-        intermediate_size: get_u32(&cfg, "intermediate_size", 16384)?,
-        max_position_embeddings: get_u32(&cfg, "max_position_embeddings", 512)?,
-        type_vocab_size: get_u32(&cfg, "type_vocab_size", 2)?,
+        vocab_size: get_u32(cfg, "vocab_size", 30000)?,
+        embedding_size: get_u32(cfg, "embedding_size", 128)?,
+        hidden_size: get_u32(cfg, "hidden_size", 4096)?,
+        num_hidden_layers: get_u32(cfg, "num_hidden_layers", 12)?,
+        num_hidden_groups: get_u32(cfg, "num_hidden_groups", 1)?,
+        inner_group_num: get_u32(cfg, "inner_group_num", 1)?,
+        num_attention_heads: get_u32(cfg, "num_attention_heads", 64)?,
+        intermediate_size: get_u32(cfg, "intermediate_size", 16384)?,
+        max_position_embeddings: get_u32(cfg, "max_position_embeddings", 512)?,
+        type_vocab_size: get_u32(cfg, "type_vocab_size", 2)?,
         hidden_act,
         layer_norm_eps: eps,
         num_labels,
         heads: Heads(heads),
         weight_dtype: DType::F32,
-        pad_token_id: get_u32(&cfg, "pad_token_id", 0)?,
-        bos_token_id: get_u32(&cfg, "bos_token_id", 2)?,
-        eos_token_id: get_u32(&cfg, "eos_token_id", 3)?,
+        pad_token_id: get_u32(cfg, "pad_token_id", 0)?,
+        bos_token_id: get_u32(cfg, "bos_token_id", 2)?,
+        eos_token_id: get_u32(cfg, "eos_token_id", 3)?,
         activation_scheme: 0,
     };
     config.validate().map_err(|e| anyhow!("config.json: {e}"))?;
     Ok(Checkpoint { config, task, labels, tensors })
 }
+
+/// Rows of `classifier.weight` (its number of labels), refused unless the shape is two
+/// non-zero dimensions with at most 2^20 rows: the label table is sized from it before the
+/// config is validated, and a zero-width tensor holds no data that would bound it.
+fn classifier_rows(shape: &[usize]) -> Result<u32> {
+    match *shape {
+        [rows, cols] if rows > 0 && cols > 0 && rows <= MAX_LABELS => Ok(rows as u32),
+        _ => bail!(
+            "classifier.weight has shape {shape:?}; expected [num_labels, hidden_size] with 1 to {MAX_LABELS} labels"
+        ),
+    }
+}
+
+/// Most labels a classification head may have (the engine's limit on any dimension).
+const MAX_LABELS: usize = 1 << 20;
 
 fn infer_task(t: &BTreeMap<String, Tensor>) -> Option<Task> {
     let has = |n: &str| t.contains_key(n);

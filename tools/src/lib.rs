@@ -5,6 +5,7 @@ pub mod calib;
 pub mod checkpoint;
 pub mod eval;
 pub mod goldens;
+pub mod gptq;
 pub mod pack;
 pub mod pipelines;
 pub mod report;

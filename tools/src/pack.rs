@@ -6,9 +6,11 @@ use albert_engine::format::write::{BlobWriter, TensorData};
 use anyhow::{Result, anyhow};
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::calib::{self, AbsMax};
 use crate::checkpoint::Checkpoint;
+use crate::gptq::{self, Hessian, Hessians};
 
 /// How to pack: the weight precision and the int8 options (`FORMAT.md`, "Quantization").
 #[derive(Clone, Debug)]
@@ -31,19 +33,24 @@ pub struct PackOptions {
     pub act16: Vec<String>,
     /// The `TOKENIZER` section (`crate::tokenizer::build_section`), when packing one.
     pub tokenizer: Option<Vec<u8>>,
+    /// int8: round the encoder's weights with GPTQ error compensation (`crate::gptq`).
+    pub gptq: bool,
+    /// Calibration input correlations for GPTQ; when absent, synthetic inputs are used.
+    pub hessians: Option<Arc<Hessians>>,
 }
 
 impl PackOptions {
     /// The defaults `quantize` uses for `dtype`: for int8, outlier input channels split out
     /// (calibrated on synthetic inputs), activations quantized centred per token (int16 for
-    /// the FFN output GEMM), and weight scales chosen for least squared error
-    /// (measurements in `FORMAT.md`).
+    /// the FFN output GEMM), weight scales chosen for least squared error and the encoder's
+    /// weights rounded with GPTQ (measurements in `FORMAT.md`).
     pub fn new(dtype: DType) -> Self {
         let int8 = dtype == DType::I8;
         PackOptions {
             outlier_threshold: int8.then_some(DEFAULT_OUTLIER_THRESHOLD),
             centred: int8,
             mse_weights: int8,
+            gptq: int8,
             act16: if int8 { DEFAULT_ACT16.iter().map(|s| s.to_string()).collect() } else { Vec::new() },
             ..Self::plain(dtype)
         }
@@ -62,6 +69,8 @@ impl PackOptions {
             keep_f32: Vec::new(),
             act16: Vec::new(),
             tokenizer: None,
+            gptq: false,
+            hessians: None,
         }
     }
 }
@@ -236,6 +245,16 @@ pub fn pack(ck: &Checkpoint, dtype: DType) -> Result<(Vec<u8>, Vec<Packed>)> {
 /// Packs `ck` as `opts` says, validates the result with the engine, and returns the blob
 /// bytes and a per-tensor summary.
 pub fn pack_with(ck: &Checkpoint, opts: &PackOptions) -> Result<(Vec<u8>, Vec<Packed>)> {
+    pack_with_progress(ck, opts, &mut |_, _, _| {})
+}
+
+/// [`pack_with`], calling `progress(done, total, name)` before each checkpoint tensor is
+/// stored (for `quantize`'s progress bar).
+pub fn pack_with_progress(
+    ck: &Checkpoint,
+    opts: &PackOptions,
+    progress: &mut dyn FnMut(usize, usize, &str),
+) -> Result<(Vec<u8>, Vec<Packed>)> {
     let dtype = opts.dtype;
     let quantize_i8 = |name: &str, shape: &[u32], v: &[f32]| {
         if opts.mse_weights {
@@ -260,6 +279,39 @@ pub fn pack_with(ck: &Checkpoint, opts: &PackOptions) -> Result<(Vec<u8>, Vec<Pa
         }
         _ => BTreeMap::new(),
     };
+    let hessians = match (dtype, opts.gptq, &opts.hessians) {
+        (DType::I8, true, Some(h)) => Some(h.clone()),
+        (DType::I8, true, None) => {
+            let (f32_blob, _) = pack_with(ck, &PackOptions::new(DType::F32))?;
+            let aligned = AlignedBlob::new(&f32_blob);
+            let model = Model::from_bytes(aligned.as_bytes())?;
+            let (n, len) = SYNTHETIC_CALIB;
+            Some(Arc::new(gptq::collect(&model, &calib::synthetic_ids(model.config(), n, len))?))
+        }
+        _ => None,
+    };
+    // GPTQ rounding of `td` (already holding its row scales) for the linear `name`, whose
+    // stored weights are `values` and whose inputs are multiplied by `input_mul`.
+    let compensate = |name: &str, td: TensorData, values: &[f32], input_mul: Option<&[f32]>| -> TensorData {
+        let Some(h) = name.strip_suffix(".weight").and_then(|p| hessians.as_ref()?.get(p)) else {
+            return td;
+        };
+        let scaled;
+        let h = match input_mul {
+            Some(d) => {
+                let k = h.k;
+                scaled = Hessian {
+                    k,
+                    rows: h.rows,
+                    h: (0..k * k).map(|i| h.h[i] * d[i / k] as f64 * d[i % k] as f64).collect(),
+                };
+                &scaled
+            }
+            None => h,
+        };
+        let q = gptq::quantize_rows(values, td.scales.as_deref().unwrap_or(&[]), h);
+        TensorData { data: q.into_iter().map(|v| v as u8).collect(), ..td }
+    };
     let mut config = ck.config;
     config.weight_dtype = dtype;
     config.activation_scheme = (dtype == DType::I8) as u32;
@@ -267,7 +319,8 @@ pub fn pack_with(ck: &Checkpoint, opts: &PackOptions) -> Result<(Vec<u8>, Vec<Pa
     w.labels = ck.labels.clone();
     w.tokenizer = opts.tokenizer.clone();
     let mut summary = Vec::new();
-    for (name, t) in &ck.tensors {
+    for (done, (name, t)) in ck.tensors.iter().enumerate() {
+        progress(done, ck.tensors.len(), name);
         let shape: Vec<u32> = t
             .shape
             .iter()
@@ -318,6 +371,7 @@ pub fn pack_with(ck: &Checkpoint, opts: &PackOptions) -> Result<(Vec<u8>, Vec<Pa
                         w.tensors.push(e);
                     }
                     let td = TensorData { act16, ..quantize_i8(name, &shape, &scaled) };
+                    let td = compensate(name, td, &scaled, Some(&plan.input_mul()));
                     let sqnr_db = stored_sqnr(&scaled, &td);
                     let bytes = td.data.len() + 4 * shape[0] as usize;
                     summary.push(Packed { name: name.clone(), dtype: td.dtype, shape: shape.clone(), bytes, sqnr_db });
@@ -326,7 +380,9 @@ pub fn pack_with(ck: &Checkpoint, opts: &PackOptions) -> Result<(Vec<u8>, Vec<Pa
                 }
                 (DType::F32, _) => TensorData::f32(name, &shape, &t.values),
                 (DType::F16, _) => TensorData::f16(name, &shape, &t.values),
-                (DType::I8, None) => TensorData { act16, ..quantize_i8(name, &shape, &t.values) },
+                (DType::I8, None) => {
+                    compensate(name, TensorData { act16, ..quantize_i8(name, &shape, &t.values) }, &t.values, None)
+                }
             }
         } else {
             TensorData::f32(name, &shape, &t.values)

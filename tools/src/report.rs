@@ -154,11 +154,13 @@ pub fn end_to_end(reference: &Model<'_>, quantized: &Model<'_>, seqs: &[Vec<u32>
     let mut scratch = Vec::new();
     for ids in seqs {
         scratch.resize(reference.scratch_bytes(ids.len(), 1), 0);
+        let types = crate::calib::type_ids(reference.config(), ids);
+        let inputs = Inputs { token_type_ids: Some(&types), ..Inputs::single(ids) };
         let mut rec = Record(Vec::new());
-        reference.encode_observed(&Inputs::single(ids), &mut scratch, &mut rec)?;
+        reference.encode_observed(&inputs, &mut scratch, &mut rec)?;
         cmp.f32_hidden = rec.0;
         cmp.step = 0;
-        quantized.encode_observed(&Inputs::single(ids), &mut scratch, &mut cmp)?;
+        quantized.encode_observed(&inputs, &mut scratch, &mut cmp)?;
     }
     let gemms = cmp
         .gemm

@@ -114,9 +114,8 @@ pub fn load_dir(dir: &Path, mode: TokenizerMode) -> Result<Option<TokenizerSpec>
         return from_spiece_slow(&bytes, lower, keep_accents).map(Some).with_context(|| format!("{}", sp.display()));
     }
     if tj.is_file() {
-        let text = std::fs::read_to_string(&tj).with_context(|| format!("reading {}", tj.display()))?;
-        let v: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", tj.display()))?;
-        return from_tokenizer_json(&v).map(Some).with_context(|| format!("{}", tj.display()));
+        let bytes = std::fs::read(&tj).with_context(|| format!("reading {}", tj.display()))?;
+        return from_tokenizer_json_bytes(&bytes).map(Some).with_context(|| format!("{}", tj.display()));
     }
     if sp.is_file() {
         let bytes = std::fs::read(&sp).with_context(|| format!("reading {}", sp.display()))?;
@@ -138,6 +137,12 @@ pub fn load_dir(dir: &Path, mode: TokenizerMode) -> Result<Option<TokenizerSpec>
 
 fn str_field<'v>(v: &'v Value, k: &str) -> Result<&'v str> {
     v.get(k).and_then(Value::as_str).ok_or_else(|| anyhow!("missing string field `{k}`"))
+}
+
+/// [`from_tokenizer_json`] on the bytes of a `tokenizer.json` file.
+pub fn from_tokenizer_json_bytes(bytes: &[u8]) -> Result<TokenizerSpec> {
+    let v: Value = serde_json::from_slice(bytes).context("parsing JSON")?;
+    from_tokenizer_json(&v)
 }
 
 /// The pipeline of a `tokenizer.json` (Unigram model, Metaspace, ALBERT's template).

@@ -173,6 +173,16 @@ impl<'a> Blob<'a> {
             }
         }
 
+        // Reserved bytes are zero in every blob this format defines; anything else is
+        // corruption the checksum could not see (e.g. when it is not verified).
+        if let Some(at) = (44..CONFIG_OFFSET).find(|&i| bytes[i] != 0) {
+            return Err(Error::BadField {
+                field: "reserved",
+                offset: at as u64,
+                value: bytes[at] as u64,
+                expected: "0",
+            });
+        }
         let mut words = [0u32; CONFIG_WORDS];
         for (i, w) in words.iter_mut().enumerate() {
             *w = u32_at(bytes, CONFIG_OFFSET + 4 * i);
@@ -205,6 +215,15 @@ impl<'a> Blob<'a> {
             let kind = u32_at(bytes, at);
             let sflags = u32_at(bytes, at + 4);
             let r = Region { offset: u64_at(bytes, at + 8), len: u64_at(bytes, at + 16) };
+            field(
+                sflags & !section::REQUIRED == 0,
+                "section flags",
+                at as u64 + 4,
+                sflags as u64,
+                "only bit 0 may be set",
+            )?;
+            let reserved = u64_at(bytes, at + 24);
+            field(reserved == 0, "section reserved", at as u64 + 24, reserved, "0")?;
             aligned("section", r.offset, ALIGN as u64)?;
             in_bounds("section", r.offset, r.len, file_len)?;
             if r.offset < table_off + table_len {
@@ -325,6 +344,14 @@ impl<'a> Blob<'a> {
                 expected: "a multiple of 8",
             });
         }
+        if l.len() / 8 != self.config.num_labels as usize {
+            return Err(Error::BadField {
+                field: "LABELS length",
+                offset,
+                value: l.len() as u64,
+                expected: "8 bytes for each of num_labels labels",
+            });
+        }
         for i in 0..l.len() / 8 {
             if self.label(i).is_none() {
                 return Err(Error::BadField {
@@ -347,14 +374,20 @@ impl<'a> Blob<'a> {
         if name_len == 0 || name_len > 255 {
             return Err(bad_name);
         }
-        let nm = self
-            .strings
-            .get(name_off..name_off + name_len)
+        let nm = name_off
+            .checked_add(name_len)
+            .and_then(|end| self.strings.get(name_off..end))
             .and_then(|b| core::str::from_utf8(b).ok())
             .ok_or(bad_name)?;
         let dtype = DType::from_code(e[8] as u32)
             .ok_or(Error::BadTensorEncoding { name: name(nm), detail: "unknown dtype code" })?;
         let (q, layout, ndim) = (e[9], e[10], e[11]);
+        if u32_at(e, 12) != 0 {
+            return Err(Error::BadTensorEncoding {
+                name: name(nm),
+                detail: "reserved bytes 12..16 of the entry are not 0",
+            });
+        }
         let mut shape = [0u32; 4];
         for (d, s) in shape.iter_mut().enumerate() {
             *s = u32_at(e, 16 + 4 * d);
@@ -369,10 +402,11 @@ impl<'a> Blob<'a> {
         if layout != 0 {
             return Err(enc("unknown weight layout code (blob needs a newer engine)"));
         }
-        let numel: u64 = shape.iter().map(|&d| d as u64).product();
+        // Four u32 dimensions can overflow u64: such a shape cannot match any data length.
+        let bytes_needed = shape.iter().try_fold(dtype.size() as u64, |acc, &d| acc.checked_mul(d as u64));
         let data_off = u64_at(e, 32);
         let data_len = u64_at(e, 40);
-        if data_len != numel * dtype.size() as u64 {
+        if bytes_needed != Some(data_len) {
             return Err(enc("data length disagrees with shape and dtype"));
         }
         aligned("tensor data", data_off, ALIGN as u64)?;

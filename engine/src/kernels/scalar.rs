@@ -66,7 +66,19 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
             acc[i] += x[i] * y[i];
         }
     }
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(&x, &y)| x * y).sum();
+    dot_f32_finish(acc, dot_f32_tail(ca.remainder(), cb.remainder()))
+}
+
+/// The sum of the products of a dot product's last `len % 8` elements, in order.
+#[inline(always)]
+pub(crate) fn dot_f32_tail(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(&x, &y)| x * y).sum()
+}
+
+/// [`dot_f32`]'s final reduction of its eight partial sums and the tail: shared with the
+/// attention kernel, which computes several dot products at once in the same order.
+#[inline(always)]
+pub(crate) fn dot_f32_finish(acc: [f32; 8], tail: f32) -> f32 {
     (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 

@@ -9,6 +9,7 @@ use crate::config::ModelConfig;
 use crate::error::Error;
 use crate::kernels::{self, attention, scalar};
 use crate::ops;
+use crate::par::{Chunks, Columns, ColumnsMut, Par, Partition};
 
 /// The encoder's output (`last_hidden_state`), living in the caller's scratch, plus the
 /// scratch the heads still need.
@@ -46,14 +47,40 @@ impl Encoded<'_> {
     }
 }
 
+/// Output columns per part of a parallel GEMM are a multiple of this: the tile widths of
+/// every kernel (2, 3, 4) divide it, so only a matrix's last part has a ragged tile.
+const COL_ALIGN: usize = 48;
+
 /// `y[m×n] = x[m×k] Wᵀ + b`. For int8 weights the rows of `x` are quantized per token
 /// into `work.qx` and multiplied exactly in i32 (`FORMAT.md`, "Quantization").
-pub(crate) fn linear(x: &[f32], m: usize, lin: &Linear<'_>, y: &mut [f32], work: &mut Work<'_>) {
+///
+/// With several threads the rows are quantized in parallel, then the output columns are
+/// cut into parts (`par.rs`): each part multiplies all rows by its weight rows and applies
+/// scales, bias and outlier channels to its columns, so every output element goes through
+/// the same operations whatever the number of threads.
+pub(crate) fn linear(x: &[f32], m: usize, lin: &Linear<'_>, y: &mut [f32], work: &mut Work<'_>, par: Par<'_>) {
     let (n, k) = (lin.w.rows, lin.w.cols);
+    let y = &mut y[..m * n];
+    let x = &x[..m * k];
+    let cols = par.partition(n, COL_ALIGN);
     match lin.w.m {
-        Matrix::F32(w) => scalar::gemm_f32(m, n, k, x, w, y),
+        Matrix::F32(w) => {
+            let ys = Columns::new(y, m, n, cols, 1);
+            par.run(&cols, &|p| {
+                let mut yv = ys.take(p);
+                let js = yv.cols();
+                for r in 0..m {
+                    let xr = &x[r * k..(r + 1) * k];
+                    for (o, j) in yv.row(r).iter_mut().zip(js.clone()) {
+                        *o = scalar::dot_f32(xr, &w[j * k..(j + 1) * k]);
+                    }
+                }
+                epilogue(x, m, k, lin, &mut yv);
+            });
+        }
         Matrix::F16(_) => {
-            // Convert one weight row at a time, then use it for every token.
+            // Convert one weight row at a time (into the one `wrow`), then use it for every
+            // token: serial, this is the reference path for f16 blobs.
             let wrow = &mut work.wrow[..k];
             for j in 0..n {
                 lin.w.row_into(j, wrow);
@@ -61,19 +88,40 @@ pub(crate) fn linear(x: &[f32], m: usize, lin: &Linear<'_>, y: &mut [f32], work:
                     y[r * n + j] = scalar::dot_f32(&x[r * k..(r + 1) * k], wrow);
                 }
             }
+            let one = Partition::even(n, 1, 1);
+            let ys = Columns::new(y, m, n, one, 1);
+            epilogue(x, m, k, lin, &mut ys.take(0));
         }
         Matrix::I8 { q, scales, act16 } => {
-            // Quantize every input row (per token; centred when the linear has row sums),
-            // then one exact integer product per row.
+            // Quantize every input row (per token; centred when the linear has row sums).
             let asym = lin.row_sum.is_some();
-            for r in 0..m {
-                let xr = &x[r * k..(r + 1) * k];
-                let (t, c) = if act16 {
-                    ops::quantize_row(xr, lin.input_mul, asym, &mut work.qx16[r * k..(r + 1) * k])
-                } else {
-                    ops::quantize_row(xr, lin.input_mul, asym, &mut work.qx[r * k..(r + 1) * k])
-                };
-                (work.qs[r], work.qc[r]) = (t, c);
+            let rows = par.partition(m, 1);
+            {
+                let qs = Chunks::new(&mut work.qs[..m], rows, 1);
+                let qc = Chunks::new(&mut work.qc[..m], rows, 1);
+                let q8 = Chunks::new(
+                    if act16 { &mut [] } else { &mut work.qx[..m * k] },
+                    if act16 { Partition::EMPTY } else { rows },
+                    k,
+                );
+                let q16 = Chunks::new(
+                    if act16 { &mut work.qx16[..m * k] } else { &mut [] },
+                    if act16 { rows } else { Partition::EMPTY },
+                    k,
+                );
+                par.run(&rows, &|p| {
+                    let (qs, qc) = (qs.take(p), qc.take(p));
+                    let r0 = rows.range(p).start;
+                    let (q8, q16) = if act16 { (&mut [][..], q16.take(p)) } else { (q8.take(p), &mut [][..]) };
+                    for (i, (t, c)) in qs.iter_mut().zip(qc.iter_mut()).enumerate() {
+                        let xr = &x[(r0 + i) * k..(r0 + i + 1) * k];
+                        (*t, *c) = if act16 {
+                            ops::quantize_row(xr, lin.input_mul, asym, &mut q16[i * k..(i + 1) * k])
+                        } else {
+                            ops::quantize_row(xr, lin.input_mul, asym, &mut q8[i * k..(i + 1) * k])
+                        };
+                    }
+                });
             }
             // The process's kernel (`kernels::selected`) over blocks of rows as large as
             // the accumulators allow (all rows at short sequences). int16 activations
@@ -87,63 +135,114 @@ pub(crate) fn linear(x: &[f32], m: usize, lin: &Linear<'_>, y: &mut [f32], work:
                 (&mut *work.acc, &mut [])
             };
             let block = if act16 { acc64.len() / n } else { acc32.len() / n }.clamp(1, m);
-            for r0 in (0..m).step_by(block) {
-                let rows = block.min(m - r0);
-                if act16 {
-                    kern.gemm_i16_i8_i64(rows, n, k, &work.qx16[r0 * k..(r0 + rows) * k], q, &mut acc64[..rows * n]);
-                } else {
-                    kern.gemm_i8_i32(rows, n, k, &work.qx[r0 * k..(r0 + rows) * k], q, &mut acc32[..rows * n]);
-                }
-                for r in r0..r0 + rows {
-                    let (t, c) = (work.qs[r], work.qc[r]);
-                    let out = &mut y[r * n..(r + 1) * n];
-                    let at = (r - r0) * n..(r - r0 + 1) * n;
+            // Part p's accumulators: `block` rows of its columns, packed.
+            let acc32 = Chunks::new(acc32, if act16 { Partition::EMPTY } else { cols }, block);
+            let acc64 = Chunks::new(acc64, if act16 { cols } else { Partition::EMPTY }, block);
+            let (qx, qx16, qs, qc) = (&work.qx[..], &work.qx16[..], &work.qs[..m], &work.qc[..m]);
+            let ys = Columns::new(y, m, n, cols, 1);
+            par.run(&cols, &|p| {
+                let mut yv = ys.take(p);
+                let js = yv.cols();
+                let nc = js.len();
+                let (wq, sc) = (&q[js.start * k..js.end * k], &scales[js.clone()]);
+                let (acc32, acc64) = if act16 { (&mut [][..], acc64.take(p)) } else { (acc32.take(p), &mut [][..]) };
+                for r0 in (0..m).step_by(block) {
+                    let rows = block.min(m - r0);
                     if act16 {
-                        for ((o, &a), &s) in out.iter_mut().zip(&acc64[at]).zip(scales) {
-                            *o = t * s * a as f32;
-                        }
+                        kern.gemm_i16_i8_i64(rows, nc, k, &qx16[r0 * k..(r0 + rows) * k], wq, &mut acc64[..rows * nc]);
                     } else {
-                        for ((o, &a), &s) in out.iter_mut().zip(&acc32[at]).zip(scales) {
-                            *o = t * s * a as f32;
-                        }
+                        kern.gemm_i8_i32(rows, nc, k, &qx[r0 * k..(r0 + rows) * k], wq, &mut acc32[..rows * nc]);
                     }
-                    if let Some(rs) = lin.row_sum {
-                        // The centre c of the token's range times Σ_k W[n][k].
-                        out.iter_mut().zip(rs).for_each(|(o, &s)| *o += c * s);
+                    for r in r0..r0 + rows {
+                        let (t, c) = (qs[r], qc[r]);
+                        let out = yv.row(r);
+                        let at = (r - r0) * nc..(r - r0 + 1) * nc;
+                        if act16 {
+                            for ((o, &a), &s) in out.iter_mut().zip(&acc64[at]).zip(sc) {
+                                *o = t * s * a as f32;
+                            }
+                        } else {
+                            for ((o, &a), &s) in out.iter_mut().zip(&acc32[at]).zip(sc) {
+                                *o = t * s * a as f32;
+                            }
+                        }
+                        if let Some(rs) = lin.row_sum {
+                            // The centre c of the token's range times Σ_k W[n][k].
+                            out.iter_mut().zip(&rs[js.clone()]).for_each(|(o, &s)| *o += c * s);
+                        }
                     }
                 }
-            }
+                epilogue(x, m, k, lin, &mut yv);
+            });
         }
     }
-    for row in y[..m * n].chunks_exact_mut(n) {
-        row.iter_mut().zip(lin.b).for_each(|(o, b)| *o += b);
-    }
-    if let Some(o) = &lin.outliers {
-        let c = o.cols.len();
-        // Gather the token's outlier channels once (not once per output), on the stack
-        // when they fit; the sum keeps its order, so the result is the same either way.
-        let mut gathered = [0f32; 256];
+}
+
+/// The bias and the f32 outlier channels of `lin`, added to one part's columns of `y`:
+/// `y = (y + b) + Σ_j x[col_j]·w[n][j]`, the sum from −0.0 in order of `j` (as
+/// `Iterator::sum`), for every element.
+fn epilogue(x: &[f32], m: usize, k: usize, lin: &Linear<'_>, yv: &mut ColumnsMut<'_, f32>) {
+    let js = yv.cols();
+    let bias = &lin.b[js.clone()];
+    let Some(o) = &lin.outliers else {
         for r in 0..m {
-            let xr = &x[r * k..(r + 1) * k];
-            if c <= gathered.len() {
-                let xo = &mut gathered[..c];
-                xo.iter_mut().zip(o.cols).for_each(|(v, &col)| *v = xr[col as usize]);
-                for (yo, wrow) in y[r * n..(r + 1) * n].iter_mut().zip(o.w.chunks_exact(c)) {
-                    *yo += xo.iter().zip(wrow).map(|(&v, &w)| v * w).sum::<f32>();
-                }
-            } else {
-                for (yo, wrow) in y[r * n..(r + 1) * n].iter_mut().zip(o.w.chunks_exact(c)) {
-                    *yo += o.cols.iter().zip(wrow).map(|(&col, &w)| xr[col as usize] * w).sum::<f32>();
+            yv.row(r).iter_mut().zip(bias).for_each(|(y, b)| *y += b);
+        }
+        return;
+    };
+    let c = o.cols.len();
+    let ow = &o.w[js.start * c..js.end * c];
+    for r in 0..m {
+        let xr = &x[r * k..(r + 1) * k];
+        let y = yv.row(r);
+        // The usual handful of channels as a compile-time count (an unrolled sum over
+        // registers); any count through the general loop, with the same operations.
+        match c {
+            1 => outlier_row::<1>(xr, o.cols, ow, bias, y),
+            2 => outlier_row::<2>(xr, o.cols, ow, bias, y),
+            3 => outlier_row::<3>(xr, o.cols, ow, bias, y),
+            4 => outlier_row::<4>(xr, o.cols, ow, bias, y),
+            5 => outlier_row::<5>(xr, o.cols, ow, bias, y),
+            6 => outlier_row::<6>(xr, o.cols, ow, bias, y),
+            7 => outlier_row::<7>(xr, o.cols, ow, bias, y),
+            8 => outlier_row::<8>(xr, o.cols, ow, bias, y),
+            _ => {
+                for ((yo, wrow), &b) in y.iter_mut().zip(ow.chunks_exact(c)).zip(bias) {
+                    let s = o.cols.iter().zip(wrow).fold(-0.0f32, |s, (&col, &w)| s + xr[col as usize] * w);
+                    *yo = (*yo + b) + s;
                 }
             }
         }
     }
 }
 
-fn norm_rows(x: &mut [f32], width: usize, norm: &Norm<'_>, eps: f32) {
-    for row in x.chunks_exact_mut(width) {
-        ops::layer_norm(row, norm.gamma, norm.beta, eps);
+/// One row of [`epilogue`] with `C` outlier channels.
+#[inline(always)]
+fn outlier_row<const C: usize>(xr: &[f32], cols: &[f32], ow: &[f32], bias: &[f32], y: &mut [f32]) {
+    let xo: [f32; C] = core::array::from_fn(|j| xr[cols[j] as usize]);
+    for ((yo, wrow), &b) in y.iter_mut().zip(ow.chunks_exact(C)).zip(bias) {
+        let mut s = -0.0f32;
+        for j in 0..C {
+            s += xo[j] * wrow[j];
+        }
+        *yo = (*yo + b) + s;
     }
+}
+
+/// `x += residual` (when given), then LayerNorm, row by row; rows in parallel.
+fn add_norm_rows(x: &mut [f32], residual: Option<&[f32]>, width: usize, norm: &Norm<'_>, eps: f32, par: Par<'_>) {
+    let m = x.len() / width;
+    let rows = par.partition(m, 1);
+    let xs = Chunks::new(x, rows, width);
+    par.run(&rows, &|p| {
+        let r0 = rows.range(p).start;
+        for (i, row) in xs.take(p).chunks_exact_mut(width).enumerate() {
+            if let Some(res) = residual {
+                row.iter_mut().zip(&res[(r0 + i) * width..]).for_each(|(a, &h)| *a += h);
+            }
+            ops::layer_norm(row, norm.gamma, norm.beta, eps);
+        }
+    });
 }
 
 impl Model<'_> {
@@ -236,8 +335,9 @@ impl Model<'_> {
             w.token_type.add_row_into(tt, row);
             w.position.add_row_into(tok % s, row);
         }
-        norm_rows(r.emb, e, &w.emb_norm, eps);
-        linear(r.emb, t, &w.mapping_in, r.hidden, &mut work);
+        let par = self.par();
+        add_norm_rows(r.emb, None, e, &w.emb_norm, eps, par);
+        linear(r.emb, t, &w.mapping_in, r.hidden, &mut work, par);
         obs.gemm(Site { gemm: Gemm::MappingIn, layer: 0, iteration: 0 }, r.emb, r.hidden, t);
 
         let inner = c.inner_group_num as usize;
@@ -254,7 +354,7 @@ impl Model<'_> {
                     probs: &mut *r.probs,
                 };
                 let at = Site { gemm: Gemm::Query, layer: g * inner + j, iteration: it };
-                layer_forward(&c, layer, inputs, r.hidden, bufs, &mut work, at, obs);
+                layer_forward(&c, layer, inputs, r.hidden, bufs, &mut work, par, at, obs);
                 obs.layer(it, g * inner + j, r.hidden);
             }
         }
@@ -282,6 +382,7 @@ fn layer_forward<O: Observer>(
     hidden: &mut [f32],
     x: LayerBufs<'_>,
     work: &mut Work<'_>,
+    par: Par<'_>,
     at: Site,
     obs: &mut O,
 ) {
@@ -293,42 +394,54 @@ fn layer_forward<O: Observer>(
     let d = c.head_dim();
     let scale = 1.0 / libm::sqrtf(d as f32);
 
-    linear(hidden, t, &l.query, x.q, work);
+    linear(hidden, t, &l.query, x.q, work, par);
     obs.gemm(site(Gemm::Query), hidden, x.q, t);
-    linear(hidden, t, &l.key, x.k, work);
+    linear(hidden, t, &l.key, x.k, work, par);
     obs.gemm(site(Gemm::Key), hidden, x.k, t);
-    linear(hidden, t, &l.value, x.v, work);
+    linear(hidden, t, &l.value, x.v, work, par);
     obs.gemm(site(Gemm::Value), hidden, x.v, t);
 
-    for bi in 0..b {
-        let base = bi * s;
-        for head in 0..nh {
+    // Heads in parallel: a part owns its heads' columns of the context and one row of
+    // probabilities per head.
+    let heads = par.partition(nh, 1);
+    let ctx = Columns::new(&mut *x.ctx, t, h, heads, d);
+    let probs = Chunks::new(&mut *x.probs, heads, s);
+    let (q, k, v) = (&*x.q, &*x.k, &*x.v);
+    par.run(&heads, &|p| {
+        let mut ctx = ctx.take(p);
+        let probs = &mut probs.take(p)[..s];
+        let first = ctx.cols().start;
+        for head in heads.range(p) {
             let col = head * d;
-            // The head's keys and values of token j start at `j·h` in these slices.
-            let keys = &x.k[base * h + col..];
-            let values = &x.v[base * h + col..];
-            let mask = inp.attention_mask.map(|m| &m[base..base + s]);
-            for i in 0..s {
-                let qi = &x.q[(base + i) * h + col..][..d];
-                // transformers adds finfo(float32).min where the mask is 0.
-                attention::attention_scores(qi, keys, h, scale, mask, &mut x.probs[..s]);
-                ops::softmax(&mut x.probs[..s]);
-                let out = &mut x.ctx[(base + i) * h + col..][..d];
-                attention::attention_context(&x.probs[..s], values, h, out);
+            for bi in 0..b {
+                let base = bi * s;
+                // The head's keys and values of token j start at `j·h` in these slices.
+                let keys = &k[base * h + col..];
+                let values = &v[base * h + col..];
+                let mask = inp.attention_mask.map(|m| &m[base..base + s]);
+                for i in 0..s {
+                    let qi = &q[(base + i) * h + col..][..d];
+                    // transformers adds finfo(float32).min where the mask is 0.
+                    attention::attention_scores(qi, keys, h, scale, mask, probs);
+                    ops::softmax(probs);
+                    let out = &mut ctx.row(base + i)[col - first..][..d];
+                    attention::attention_context(probs, values, h, out);
+                }
             }
         }
-    }
+    });
 
-    linear(x.ctx, t, &l.dense, x.attn, work);
+    linear(x.ctx, t, &l.dense, x.attn, work, par);
     obs.gemm(site(Gemm::Dense), x.ctx, x.attn, t);
-    x.attn.iter_mut().zip(hidden.iter()).for_each(|(a, &hv)| *a += hv);
-    norm_rows(x.attn, h, &l.attn_norm, c.layer_norm_eps);
+    add_norm_rows(x.attn, Some(hidden), h, &l.attn_norm, c.layer_norm_eps, par);
 
-    linear(x.attn, t, &l.ffn, x.ffn, work);
+    linear(x.attn, t, &l.ffn, x.ffn, work, par);
     obs.gemm(site(Gemm::Ffn), x.attn, x.ffn, t);
-    ops::activate(x.ffn, c.hidden_act);
-    linear(x.ffn, t, &l.ffn_output, hidden, work);
+    let i = c.intermediate_size as usize;
+    let rows = par.partition(t, 1);
+    let ffn = Chunks::new(&mut *x.ffn, rows, i);
+    par.run(&rows, &|p| ops::activate(ffn.take(p), c.hidden_act));
+    linear(x.ffn, t, &l.ffn_output, hidden, work, par);
     obs.gemm(site(Gemm::FfnOutput), x.ffn, hidden, t);
-    hidden.iter_mut().zip(x.attn.iter()).for_each(|(hv, &a)| *hv += a);
-    norm_rows(hidden, h, &l.out_norm, c.layer_norm_eps);
+    add_norm_rows(hidden, Some(x.attn), h, &l.out_norm, c.layer_norm_eps, par);
 }

@@ -40,7 +40,7 @@ impl Model<'_> {
         check_out("pooler_output", out, enc.hidden_size())?;
         let h = enc.hidden_size();
         let at = b * enc.seq_len() * h;
-        linear(&enc.hidden[at..at + h], 1, pooler, out, &mut enc.work);
+        linear(&enc.hidden[at..at + h], 1, pooler, out, &mut enc.work, self.par());
         out.iter_mut().for_each(|v| *v = libm::tanhf(*v));
         Ok(())
     }
@@ -51,7 +51,7 @@ impl Model<'_> {
         let pooled = core::mem::take(&mut enc.work.th);
         let r = self.pooler_output(enc, b, &mut pooled[..h]);
         if r.is_ok() {
-            linear(&pooled[..h], 1, head, out, &mut enc.work);
+            linear(&pooled[..h], 1, head, out, &mut enc.work, self.par());
         }
         enc.work.th = pooled;
         r
@@ -69,7 +69,7 @@ impl Model<'_> {
         check_pos(enc, b, pos)?;
         let h = enc.hidden_size();
         let at = (b * enc.seq_len() + pos) * h;
-        linear(&enc.hidden[at..at + h], 1, head, out, &mut enc.work);
+        linear(&enc.hidden[at..at + h], 1, head, out, &mut enc.work, self.par());
         Ok(())
     }
 
@@ -83,12 +83,12 @@ impl Model<'_> {
         let (h, e) = (c.hidden_size as usize, c.embedding_size as usize);
         let at = (b * enc.seq_len() + pos) * h;
         let t = core::mem::take(&mut enc.work.te);
-        linear(&enc.hidden[at..at + h], 1, &mlm.dense, &mut t[..e], &mut enc.work);
+        linear(&enc.hidden[at..at + h], 1, &mlm.dense, &mut t[..e], &mut enc.work, self.par());
         ops::activate(&mut t[..e], c.hidden_act);
         ops::layer_norm(&mut t[..e], mlm.norm.gamma, mlm.norm.beta, c.layer_norm_eps);
         let decoder =
             Linear { w: mlm.decoder, b: mlm.bias, input_mul: None, outliers: None, row_sum: mlm.decoder_row_sum };
-        linear(&t[..e], 1, &decoder, out, &mut enc.work);
+        linear(&t[..e], 1, &decoder, out, &mut enc.work, self.par());
         enc.work.te = t;
         Ok(())
     }

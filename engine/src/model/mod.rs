@@ -19,6 +19,9 @@ pub use forward::Encoded;
 pub struct Model<'a> {
     blob: Blob<'a>,
     weights: Weights<'a>,
+    /// The threads inference runs on (none: the calling thread alone).
+    #[cfg(feature = "std")]
+    pool: Option<std::sync::Arc<crate::threads::Pool>>,
 }
 
 /// A batch of token sequences, all of length `seq_len` (pad shorter ones and mask them).
@@ -49,7 +52,32 @@ impl<'a> Model<'a> {
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
         let blob = Blob::parse(bytes)?;
         let weights = Weights::load(&blob)?;
-        Ok(Model { blob, weights })
+        Ok(Model {
+            blob,
+            weights,
+            #[cfg(feature = "std")]
+            pool: crate::threads::default_pool(),
+        })
+    }
+
+    /// Runs inference on `pool`'s threads from now on (`None`: on the calling thread
+    /// alone). A model starts with [`crate::threads::default_pool`]. Results are bit-identical for any number of threads; one pool
+    /// may serve several models (their runs take turns).
+    #[cfg(feature = "std")]
+    pub fn set_pool(&mut self, pool: Option<std::sync::Arc<crate::threads::Pool>>) {
+        self.pool = pool;
+    }
+
+    /// Threads inference runs on.
+    pub fn threads(&self) -> usize {
+        self.par().threads()
+    }
+
+    pub(crate) fn par(&self) -> crate::par::Par<'_> {
+        #[cfg(feature = "std")]
+        return crate::par::Par::pool(self.pool.as_deref());
+        #[cfg(not(feature = "std"))]
+        crate::par::Par::default()
     }
 
     /// The configuration stored in the blob.
@@ -111,5 +139,10 @@ impl MappedModel {
     /// The model, borrowing the mapping.
     pub fn model(&self) -> &Model<'_> {
         &self.model
+    }
+
+    /// [`Model::set_pool`] for the mapped model.
+    pub fn set_pool(&mut self, pool: Option<std::sync::Arc<crate::threads::Pool>>) {
+        self.model.set_pool(pool);
     }
 }

@@ -29,9 +29,11 @@ impl Plan {
             max_n = max_n.max(c.vocab_size as usize);
         }
         // hidden, attention out, q, k, v, context: T×H each; FFN: T×I; embeddings: T×E;
-        // attention probabilities: one row of S; per-token activation scales and centres: 2T;
+        // attention probabilities: one row of S per head; per-token activation scales and centres: 2T;
         // a dequantized weight row: max K; head temporaries: H + E.
-        let f32s = t.saturating_mul(6 * h + i + e + 2).saturating_add(seq + max_k + h + e);
+        let nh = c.num_attention_heads as usize;
+        let f32s =
+            t.saturating_mul(6 * h + i + e + 2).saturating_add(seq.saturating_mul(nh).saturating_add(max_k + h + e));
         // i32s holds the i32 accumulators of int8 GEMMs: a block of up to GEMM_ROWS output
         // rows of the widest hidden/FFN linear, and at least one row of any linear; then
         // max_n i64 ones for int16-activation GEMMs (2 words each, plus one word of
@@ -132,7 +134,7 @@ impl Plan {
         let ctx = take(&mut floats, t * h);
         let ffn = take(&mut floats, t * i);
         let emb = take(&mut floats, t * e);
-        let probs = take(&mut floats, seq);
+        let probs = take(&mut floats, seq * c.num_attention_heads as usize);
         let qs = take(&mut floats, t);
         let qc = take(&mut floats, t);
         let wrow = take(&mut floats, max_k);

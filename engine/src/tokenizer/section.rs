@@ -232,16 +232,17 @@ impl<'a> Section<'a> {
 
     fn validate(&self, b: &[u8]) -> Result<(), Error> {
         let n = self.vocab_size as usize;
-        let len_is = |r: &[u8], want: usize, i: usize, field: &'static str| {
-            if r.len() == want {
+        // Compared by division: `n * 8` can overflow a 32-bit usize for a corrupt vocab_size.
+        let len_is = |r: &[u8], entry: usize, i: usize, field: &'static str| {
+            if r.len().is_multiple_of(entry) && r.len() / entry == n {
                 Ok(())
             } else {
                 Err(bad(field, self.region_off(b, i), r.len() as u64, "vocab_size entries"))
             }
         };
-        len_is(self.pieces, n * 8, region::PIECES, "pieces length")?;
-        len_is(self.scores, n * 8, region::SCORES, "scores length")?;
-        len_is(self.types, n, region::TYPES, "piece types length")?;
+        len_is(self.pieces, 8, region::PIECES, "pieces length")?;
+        len_is(self.scores, 8, region::SCORES, "scores length")?;
+        len_is(self.types, 1, region::TYPES, "piece types length")?;
         for i in 0..n {
             if self.str_ref(self.pieces, i * 8).is_none() {
                 return Err(bad(

@@ -10,11 +10,18 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 use std::io::Write;
 
+#[path = "albert/tasks.rs"]
+mod tasks;
+
 #[derive(Parser, Debug)]
 #[command(version, about = "Run an int8 ALBERT model packed by `quantize`")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Threads a forward pass runs on (default: every core); results are bit-identical for
+    /// any count.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    threads: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -27,7 +34,19 @@ enum Command {
     /// held-out fill-mask set.
     Eval(EvalArgs),
     /// Predict the words hidden behind [MASK] (transformers' fill-mask pipeline).
-    FillMask(FillMaskArgs),
+    FillMask(tasks::FillMaskArgs),
+    /// Token vectors or one pooled vector per text (transformers' feature-extraction).
+    Embed(tasks::EmbedArgs),
+    /// Label a text or a pair (transformers' text-classification).
+    Classify(tasks::ClassifyArgs),
+    /// Label every token and group them into entities (transformers' token-classification).
+    TokenClassify(tasks::TokenClassifyArgs),
+    /// Find the answer to a question in a context (transformers' question-answering).
+    Qa(tasks::QaArgs),
+    /// Score the choices that may follow a prompt (AlbertForMultipleChoice).
+    MultipleChoice(tasks::ChoiceArgs),
+    /// Sentence-order prediction: does the second text follow the first? (AlbertForPreTraining)
+    Sop(tasks::SopArgs),
     /// Summarise a blob: config, heads, tensors, quantization, tokenizer, checksum.
     Inspect(InspectArgs),
     /// Latency percentiles, throughput and peak memory of the encoder.
@@ -270,47 +289,6 @@ fn tokenize(args: &TokenizeArgs) -> Result<()> {
 const DEFAULT_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/albert-pydoc.albq");
 
 #[derive(Parser, Debug)]
-struct FillMaskArgs {
-    /// The .albq blob (default: the bundled model).
-    #[arg(long, env = "ALBERT_MODEL", default_value = DEFAULT_MODEL)]
-    model: PathBuf,
-    /// How many candidates per [MASK].
-    #[arg(long, default_value_t = 5)]
-    top_k: usize,
-    /// Print JSON as transformers' pipeline returns it.
-    #[arg(long)]
-    json: bool,
-    /// Text with one or more [MASK] tokens.
-    text: String,
-}
-
-fn fill_mask(args: &FillMaskArgs) -> Result<()> {
-    let mapped = Model::open(&args.model)?;
-    let mut p = albert_tools::pipelines::Pipeline::new(mapped.model())?;
-    let results = p.fill_mask(&args.text, args.top_k)?;
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        // transformers returns a flat list for one mask and a list per mask otherwise.
-        if results.len() == 1 {
-            serde_json::to_writer(&mut stdout, &results[0])?;
-        } else {
-            serde_json::to_writer(&mut stdout, &results)?;
-        }
-        writeln!(stdout)?;
-        return Ok(());
-    }
-    for (m, cands) in results.iter().enumerate() {
-        if results.len() > 1 {
-            writeln!(stdout, "[MASK] #{}", m + 1)?;
-        }
-        for c in cands {
-            writeln!(stdout, "{:>7.4}  {:<16} {}", c.score, c.token_str, c.sequence)?;
-        }
-    }
-    Ok(())
-}
-
-#[derive(Parser, Debug)]
 struct BenchArgs {
     /// The .albq blob (default: the bundled model).
     #[arg(long, env = "ALBERT_MODEL", default_value = DEFAULT_MODEL)]
@@ -379,7 +357,7 @@ fn bench(args: &BenchArgs, started: std::time::Instant) -> Result<()> {
     let mean = ms.iter().sum::<f64>() / ms.len() as f64;
     let seqs_per_s = args.batch as f64 / (mean / 1e3);
     let out = serde_json::json!({
-        "model": args.model, "seq": seq, "batch": args.batch, "iters": args.iters, "threads": 1,
+        "model": args.model, "seq": seq, "batch": args.batch, "iters": args.iters, "threads": model.threads(),
         "kernel": albert_engine::kernels::selected().ok().map(|k| k.name()),
         "p50_ms": pct(50.0), "p90_ms": pct(90.0), "p99_ms": pct(99.0), "mean_ms": mean,
         "sequences_per_s": seqs_per_s, "tokens_per_s": seqs_per_s * seq as f64,
@@ -566,14 +544,53 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         || e.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind) == Some(BrokenPipe)
 }
 
+/// `--help` and `--version` print as clap renders them; a wrong argument is one line on
+/// stderr (clap's message without the usage block) and exit status 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let _ = e.print();
+        return ExitCode::from(2);
+    }
+    let text = e.render().to_string();
+    let message: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .collect();
+    let message = message.join(" ");
+    eprintln!("albert: {} (see albert --help)", message.trim_start_matches("error: ").replace("error: ", ""));
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    // Every model opened from here on runs on one pool of this many threads.
+    let threads = cli.threads.map_or_else(albert_engine::threads::available, |t| t as usize);
+    if let Err(e) = albert_engine::threads::set_default_threads(threads) {
+        eprintln!("albert: error: starting {threads} threads: {e}");
+        return ExitCode::FAILURE;
+    }
     let r = match &cli.command {
         Command::Forward(a) => forward(a),
         Command::Tokenize(a) => tokenize(a),
         Command::Eval(a) => eval(a),
-        Command::FillMask(a) => fill_mask(a),
+        Command::FillMask(a) => tasks::fill_mask(a),
+        Command::Embed(a) => tasks::embed(a),
+        Command::Classify(a) => tasks::classify(a),
+        Command::TokenClassify(a) => tasks::token_classify(a),
+        Command::Qa(a) => tasks::qa(a),
+        Command::MultipleChoice(a) => tasks::multiple_choice(a),
+        Command::Sop(a) => tasks::sop(a),
         Command::Inspect(a) => inspect(a),
         Command::Bench(a) => bench(a, started),
     };

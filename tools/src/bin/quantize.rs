@@ -39,7 +39,7 @@ struct Args {
     /// Which head `classifier` is, when config.json's `architectures` does not say.
     #[arg(long, value_enum)]
     task: Option<Task>,
-    /// Print only the summary line, not every tensor.
+    /// Print only the summary line, not every tensor, and no progress bar.
     #[arg(short, long)]
     quiet: bool,
     /// Tokenizer semantics to pack (from `tokenizer.json`, else `spiece.model`).
@@ -72,10 +72,18 @@ struct Args {
     /// `none` for none.
     #[arg(long, value_delimiter = ',', value_name = "NAMES", default_value = "ffn_output")]
     act16: Vec<String>,
+    /// int8: round weights to the nearest level instead of GPTQ's error-compensating
+    /// rounding (default: GPTQ on the encoder's linears, from the calibration inputs).
+    #[arg(long)]
+    nearest_rounding: bool,
     /// Calibration sequences: a file with one sequence of token ids per line (comma or
     /// space separated). Without it, built-in synthetic sequences are used.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "calib_text")]
     calib_ids: Option<PathBuf>,
+    /// Calibration text: a file with one input per line (a tab separates a pair's two
+    /// texts), tokenized with the checkpoint's tokenizer; up to 128 tokens each.
+    #[arg(long, value_name = "FILE")]
+    calib_text: Option<PathBuf>,
     /// Print quantization error: SQNR per tensor, and per GEMM and per iteration of the
     /// shared layer against the f32 model on the calibration sequences.
     #[arg(long)]
@@ -85,7 +93,21 @@ struct Args {
     json: bool,
 }
 
+/// A progress bar on stderr; hidden with -q, --json, or when stderr is not a terminal.
+fn progress_bar(hidden: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if hidden || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
 fn run(args: &Args) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let bar = progress_bar(args.quiet || args.json);
+    bar.set_message(format!("reading {}", args.checkpoint.display()));
     let ck = checkpoint::load(&args.checkpoint, args.task)?;
     let dtype = match args.dtype {
         WeightDtype::F32 => DType::F32,
@@ -136,14 +158,23 @@ fn run(args: &Args) -> anyhow::Result<()> {
     if !args.plain {
         opts.mse_weights = int8 && !args.maxabs_weights;
     }
+    opts.gptq = int8 && !args.plain && !args.nearest_rounding;
     opts.act16 =
         if args.plain || args.act16.iter().any(|a| a == "none") || !int8 { Vec::new() } else { args.act16.clone() };
-    let calib_seqs = match &args.calib_ids {
-        Some(path) => Some(calib::read_ids(path)?),
-        None => None,
+    let calib_seqs = match (&args.calib_ids, &args.calib_text) {
+        (Some(path), _) => Some(calib::read_ids(path)?),
+        (None, Some(path)) => {
+            let section = opts.tokenizer.as_deref().ok_or_else(|| {
+                anyhow::anyhow!("--calib-text needs a tokenizer (tokenizer.json or spiece.model in the checkpoint)")
+            })?;
+            let max_len = (ck.config.max_position_embeddings as usize).min(128);
+            Some(calib::text_ids(section, path, max_len)?)
+        }
+        (None, None) => None,
     };
     // Calibration statistics come from the f32 model on the calibration sequences.
-    let f32_blob = if opts.smooth_alpha.is_some() || opts.outlier_threshold.is_some() || args.report {
+    bar.set_message("calibrating");
+    let f32_blob = if opts.smooth_alpha.is_some() || opts.outlier_threshold.is_some() || opts.gptq || args.report {
         let (b, _) = pack::pack(&ck, DType::F32)?;
         Some(pack::AlignedBlob::new(&b))
     } else {
@@ -161,7 +192,21 @@ fn run(args: &Args) -> anyhow::Result<()> {
         let model = albert_engine::Model::from_bytes(f.as_bytes())?;
         opts.absmax = Some(calib::collect_absmax(&model, &seqs)?);
     }
-    let (bytes, summary) = pack::pack_with(&ck, &opts)?;
+    if let (Some(f), true) = (&f32_blob, opts.gptq) {
+        let model = albert_engine::Model::from_bytes(f.as_bytes())?;
+        opts.hessians = Some(std::sync::Arc::new(albert_tools::gptq::collect(&model, &seqs)?));
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{bar:32}] {pos}/{len} tensors  {elapsed}  {wide_msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let (bytes, summary) = pack::pack_with_progress(&ck, &opts, &mut |done, total, name| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(name.to_string());
+    })?;
+    bar.finish_and_clear();
     write::write_atomic(&args.output, &bytes)?;
     let end_to_end = match (&f32_blob, args.report) {
         (Some(f), true) => {
@@ -200,8 +245,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
         println!();
     }
     let c = &ck.config;
+    let f32_bytes: usize = ck.tensors.values().map(|t| 4 * t.values.len()).sum();
     println!(
-        "wrote {}: {:?} (hidden {}, {} iterations over {} group(s)), {} tensors, {} weights, {}, {} bytes",
+        "wrote {}: {:?} (hidden {}, {} iterations over {} group(s)), {} tensors, {} weights, {}, {} bytes \
+         ({:.1}x smaller than the f32 weights) in {:.1} s",
         args.output.display(),
         ck.task,
         c.hidden_size,
@@ -210,7 +257,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
         summary.len(),
         dtype.name(),
         tok_line,
-        bytes.len()
+        bytes.len(),
+        f32_bytes as f64 / bytes.len() as f64,
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

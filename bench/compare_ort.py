@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""One-thread latency of albert-engine against ONNX Runtime int8 on the same model.
+
+The model is the albert-base-v2-shaped `outlier_base` checkpoint (768 hidden, 12 heads,
+3072 FFN, embedding 128, 12 iterations; vocabulary 1000), written by the
+`write_outlier_checkpoint` example. This script
+
+  1. writes the checkpoint and packs it with `quantize` (default int8 scheme),
+  2. exports its encoder (transformers' AlbertModel, eager attention) to ONNX (TorchScript
+     exporter, opset 17, dynamic batch and sequence axes; output last_hidden_state),
+  3. runs ORT's pre-processing (quant_pre_process, skip_symbolic_shape=True: the symbolic
+     shape inference fails on this graph) and quantize_dynamic (QInt8 weights, per-channel),
+     and prints how many MatMulInteger nodes the int8 graph has (without pre-processing the
+     shared weights of iterations 2..12 would stay fp32),
+  4. for each sequence length, times ORT (intra_op_num_threads=1, sequential) and then
+     `albert bench --threads 1 --json` on the blob, batch 1, and prints both side by side.
+
+Not part of CI (it needs torch, transformers and onnxruntime, and takes minutes).
+Run from the repository root:
+
+    /work/venv/bin/python bench/compare_ort.py [--seqs 8,32,128] [--iters 30] [--workdir DIR]
+
+Both sides see the same token ids ([CLS], ids 5 + (7919·i mod 995), [SEP]), as `albert
+bench` builds them. Latencies are wall-clock per forward pass: on a loaded machine, run
+it more than once and compare runs made at the same load (the script prints `uptime`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sh(cmd: list[str], **kw) -> str:
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, cwd=REPO, **kw).stdout
+
+
+def cargo_bin(target_dir: Path, kind: str, name: str) -> Path:
+    return target_dir / "release" / ("examples" if kind == "example" else "") / name
+
+
+def build(target_dir: Path) -> None:
+    env = dict(os.environ, CARGO_TARGET_DIR=str(target_dir))
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "albert-tools", "--bin", "albert", "--bin", "quantize"],
+                   check=True, cwd=REPO, env=env)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "albert-tests", "--example",
+                    "write_outlier_checkpoint"], check=True, cwd=REPO, env=env)
+
+
+def export_onnx(ckpt: Path, path: Path) -> None:
+    import torch
+    from transformers import AlbertForMaskedLM
+
+    model = AlbertForMaskedLM.from_pretrained(ckpt, attn_implementation="eager", dtype=torch.float32).eval()
+    encoder = model.albert.eval()
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                          return_dict=True).last_hidden_state
+
+    ids = torch.tensor([[2, 5, 6, 7, 8, 9, 10, 3], [2, 7, 8, 3, 0, 0, 0, 0]])
+    mask = (ids != 0).long()
+    dyn = {n: {0: "batch", 1: "seq"} for n in ("input_ids", "attention_mask", "token_type_ids", "last_hidden_state")}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Encoder(encoder).eval(), (ids, mask, torch.zeros_like(ids)), str(path), dynamo=False,
+                          opset_version=17, input_names=["input_ids", "attention_mask", "token_type_ids"],
+                          output_names=["last_hidden_state"], dynamic_axes=dyn, do_constant_folding=True)
+
+
+def quantize_onnx(fp32: Path, pre: Path, int8: Path) -> int:
+    import onnx
+    from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
+
+    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+    quantize_dynamic(str(pre), str(int8), weight_type=QuantType.QInt8, per_channel=True)
+    return sum(1 for n in onnx.load(str(int8)).graph.node if n.op_type == "MatMulInteger")
+
+
+def ids_for(seq: int, vocab: int = 1000, bos: int = 2, eos: int = 3) -> np.ndarray:
+    ids = [bos if i == 0 else eos if i + 1 == seq else 5 + (i * 7919) % (vocab - 5) for i in range(seq)]
+    return np.asarray([ids], dtype=np.int64)
+
+
+def time_ort(path: Path, seq: int, iters: int, warmup: int) -> list[float]:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    ids = ids_for(seq)
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    for _ in range(warmup):
+        sess.run(None, feeds)
+    ms = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        sess.run(None, feeds)
+        ms.append((time.perf_counter() - t) * 1e3)
+    return ms
+
+
+def time_albert(albert: Path, blob: Path, seq: int, iters: int, warmup: int) -> dict:
+    out = sh([str(albert), "bench", "--model", str(blob), "--seq", str(seq), "--batch", "1", "--threads", "1",
+              "--iters", str(iters), "--warmup", str(warmup), "--json"])
+    return json.loads(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seqs", default="8,32,128", help="comma-separated sequence lengths (max 128)")
+    ap.add_argument("--iters", type=int, default=30, help="timed runs per side and length")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--workdir", type=Path, help="for the checkpoint, blob and ONNX files (default: temporary)")
+    ap.add_argument("--target-dir", type=Path, default=Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")))
+    args = ap.parse_args()
+    seqs = [int(s) for s in args.seqs.split(",")]
+    if max(seqs) > 128:
+        ap.error("the outlier_base checkpoint has 128 positions")
+
+    tmp = None if args.workdir else tempfile.TemporaryDirectory(prefix="compare_ort_")
+    work = args.workdir or Path(tmp.name)
+    work.mkdir(parents=True, exist_ok=True)
+    print("building albert, quantize and write_outlier_checkpoint (release) ...", flush=True)
+    build(args.target_dir)
+    albert = cargo_bin(args.target_dir, "bin", "albert")
+    ckpt, blob = work / "ckpt", work / "outlier.albq"
+    sh([str(cargo_bin(args.target_dir, "example", "write_outlier_checkpoint")), str(ckpt)])
+    sh([str(cargo_bin(args.target_dir, "bin", "quantize")), str(ckpt), "-o", str(blob)])
+
+    fp32, pre, int8 = work / "encoder.onnx", work / "encoder.pre.onnx", work / "encoder.int8.onnx"
+    print("exporting to ONNX and quantizing (quant_pre_process + quantize_dynamic per-channel) ...", flush=True)
+    export_onnx(ckpt, fp32)
+    n_mmi = quantize_onnx(fp32, pre, int8)
+    print(f"MatMulInteger nodes in the int8 graph: {n_mmi} (12 iterations x 6 linears + mapping_in = 73 expected)")
+
+    import onnxruntime
+
+    print(f"onnxruntime {onnxruntime.__version__}; kernel: "
+          f"{sh([str(albert), 'inspect', '--kernels', '--json']).strip()}")
+    print(f"load before: {os.getloadavg()[0]:.2f} (1-min average, {os.cpu_count()} CPUs)")
+    print(f"{'seq':>5} {'ORT int8 p50':>13} {'p90':>8} {'albert p50':>11} {'p90':>8} {'ORT/albert':>11}")
+    rows = []
+    for seq in seqs:
+        ort_ms = sorted(time_ort(int8, seq, args.iters, args.warmup))
+        ours = time_albert(albert, blob, seq, args.iters, args.warmup)
+        o50, o90 = ort_ms[len(ort_ms) // 2], ort_ms[int(0.9 * (len(ort_ms) - 1))]
+        rows.append(dict(seq=seq, ort_p50_ms=o50, ort_p90_ms=o90, albert_p50_ms=ours["p50_ms"],
+                         albert_p90_ms=ours["p90_ms"], kernel=ours["kernel"], threads=ours["threads"]))
+        print(f"{seq:>5} {o50:>10.2f} ms {o90:>8.2f} {ours['p50_ms']:>8.2f} ms {ours['p90_ms']:>8.2f} "
+              f"{o50 / ours['p50_ms']:>10.2f}x", flush=True)
+    print(f"load after: {os.getloadavg()[0]:.2f}")
+    print(json.dumps({"matmul_integer_nodes": n_mmi, "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+//! `quantize`'s readers on damaged and hostile files: each gives an error, and none sizes
+//! an allocation from a number in the file before checking it against the file's length
+//! (a test that allocated terabytes would abort instead of failing politely).
+
+use std::collections::BTreeMap;
+
+use albert_tools::checkpoint::{self, Task, Tensor};
+use albert_tools::tokenizer as tk;
+
+fn err_text<T: std::fmt::Debug>(r: anyhow::Result<T>) -> String {
+    format!("{:#}", r.expect_err("hostile input accepted"))
+}
+
+#[test]
+fn safetensors_header_length_beyond_the_file_is_refused() {
+    for declared in [1u64 << 40, u64::MAX, u64::MAX - 7, 9] {
+        let mut bytes = declared.to_le_bytes().to_vec();
+        bytes.extend_from_slice(b"{}      ");
+        let e = err_text(checkpoint::read_safetensors(&bytes, &mut BTreeMap::new()));
+        assert!(e.contains("safetensors"), "{e}");
+    }
+    assert!(checkpoint::read_safetensors(b"\x02\x00", &mut BTreeMap::new()).is_err());
+}
+
+#[test]
+fn safetensors_tensor_extents_beyond_the_data_are_refused() {
+    let header = br#"{"w":{"dtype":"F32","shape":[1000000000,1000000000],"data_offsets":[0,8]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(&[0; 8]);
+    assert!(checkpoint::read_safetensors(&bytes, &mut BTreeMap::new()).is_err());
+}
+
+#[test]
+fn spiece_lengths_beyond_the_file_are_refused() {
+    // Field 1 (a piece), wire type 2, with a declared length of 2^62 and of u64::MAX.
+    for len in [1u64 << 62, u64::MAX] {
+        let mut b = vec![0x0a];
+        let mut v = len;
+        while v >= 0x80 {
+            b.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        b.push(v as u8);
+        b.extend_from_slice(b"abc");
+        let e = err_text(tk::parse_spiece(&b));
+        assert!(e.contains("protobuf"), "{e}");
+    }
+    // An 11-byte varint, a fixed64 cut short, an unknown wire type.
+    assert!(tk::parse_spiece(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]).is_err());
+    assert!(tk::parse_spiece(&[0x09, 1, 2, 3]).is_err());
+    assert!(tk::parse_spiece(&[0x0f]).is_err());
+}
+
+#[test]
+fn tokenizer_json_that_is_not_albert_is_refused() {
+    for text in [&b""[..], b"[]", b"{\"model\": 5}", b"{\"model\": {\"type\": \"BPE\"}}", b"\xff\xfe"] {
+        assert!(tk::from_tokenizer_json_bytes(text).is_err(), "{}", String::from_utf8_lossy(text));
+    }
+}
+
+fn tensor(shape: &[usize]) -> Tensor {
+    Tensor { shape: shape.to_vec(), values: vec![0.0; shape.iter().product()] }
+}
+
+/// Regression (found while auditing for the fuzz targets): the label table was sized from
+/// `classifier.weight`'s first dimension before the config was validated, and a tensor with
+/// a zero-width second dimension holds no data that would bound it.
+#[test]
+fn classifier_rows_are_checked_before_the_label_table_is_sized() {
+    let cfg = checkpoint::parse_config_json(br#"{"model_type": "albert"}"#).unwrap();
+    for shape in [&[4_000_000_000usize, 0][..], &[3_000_000, 1], &[0, 8], &[5], &[2, 2, 2]] {
+        let mut t = BTreeMap::new();
+        t.insert("pooler.weight".to_string(), tensor(&[4, 4]));
+        t.insert("classifier.weight".to_string(), Tensor { shape: shape.to_vec(), values: Vec::new() });
+        let e = err_text(checkpoint::from_parts(&cfg, t, Some(Task::SequenceClassification)));
+        assert!(e.contains("classifier.weight"), "{shape:?}: {e}");
+    }
+}
+
+#[test]
+fn config_json_values_of_the_wrong_kind_are_errors() {
+    for json in [
+        &br#"[1, 2]"#[..],
+        br#"{"hidden_size": -1}"#,
+        br#"{"hidden_size": 1e99}"#,
+        br#"{"vocab_size": 99999999999}"#,
+        br#"{"layer_norm_eps": "small"}"#,
+        br#"{"hidden_act": 3}"#,
+    ] {
+        let r = checkpoint::parse_config_json(json)
+            .and_then(|cfg| checkpoint::from_parts(&cfg, BTreeMap::new(), Some(Task::Model)));
+        assert!(r.is_err(), "{} accepted", String::from_utf8_lossy(json));
+    }
+    // id2label keys that are not class indices, or past the classifier's rows.
+    let mut t = BTreeMap::new();
+    t.insert("pooler.weight".to_string(), tensor(&[4, 4]));
+    t.insert("classifier.weight".to_string(), tensor(&[2, 4]));
+    for labels in [r#"{"x": "a"}"#, r#"{"99999999999999999999": "a"}"#, r#"{"2": "a"}"#, r#"{"0": 1}"#] {
+        let json = format!(r#"{{"hidden_size": 4, "num_attention_heads": 1, "id2label": {labels}}}"#);
+        let cfg = checkpoint::parse_config_json(json.as_bytes()).unwrap();
+        let e = err_text(checkpoint::from_parts(&cfg, t.clone(), Some(Task::SequenceClassification)));
+        assert!(e.contains("id2label"), "{labels}: {e}");
+    }
+}
