@@ -426,7 +426,7 @@ fn fields(b: &[u8], mut f: impl FnMut(u64, u64, u64, &[u8]) -> Result<()>) -> Re
             2 => {
                 let n = varint(b, &mut at)? as usize;
                 let p = b
-                    .get(at..at.checked_add(n).ok_or_else(|| anyhow!("bad length"))?)
+                    .get(at..at.checked_add(n).ok_or_else(|| anyhow!("protobuf bytes field length {n} overflows"))?)
                     .ok_or_else(|| anyhow!("truncated protobuf bytes field"))?;
                 at += n;
                 f(num, wt, n as u64, p)?;
