@@ -5,7 +5,7 @@ The model is the albert-base-v2-shaped `outlier_base` checkpoint (768 hidden, 12
 3072 FFN, embedding 128, 12 iterations; vocabulary 1000), written by the
 `write_outlier_checkpoint` example. This script
 
-  1. writes the checkpoint and packs it with `quantize` (default int8 scheme),
+  1. writes the checkpoint and packs it with `quantize` (default int8 scheme; minutes),
   2. exports its encoder (transformers' AlbertModel, eager attention) to ONNX (TorchScript
      exporter, opset 17, dynamic batch and sequence axes; output last_hidden_state),
   3. runs ORT's pre-processing (quant_pre_process, skip_symbolic_shape=True: the symbolic
@@ -19,6 +19,7 @@ Not part of CI (it needs torch, transformers and onnxruntime, and takes minutes)
 Run from the repository root:
 
     /work/venv/bin/python bench/compare_ort.py [--seqs 8,32,128] [--iters 30] [--workdir DIR]
+        [--max-position 512]
 
 Both sides see the same token ids ([CLS], ids 5 + (7919·i mod 995), [SEP]), as `albert
 bench` builds them. Latencies are wall-clock per forward pass: on a loaded machine, run
@@ -129,12 +130,14 @@ def main() -> int:
     ap.add_argument("--seqs", default="8,32,128", help="comma-separated sequence lengths (max 128)")
     ap.add_argument("--iters", type=int, default=30, help="timed runs per side and length")
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--workdir", type=Path, help="for the checkpoint, blob and ONNX files (default: temporary)")
+    ap.add_argument("--workdir", type=Path,
+                    help="for the checkpoint (ckpt/), blob (outlier.albq) and ONNX files (default: temporary); "
+                         "a checkpoint or blob already there is reused (packing takes minutes)")
+    ap.add_argument("--max-position", type=int, default=128,
+                    help="positions of the written checkpoint (512 allows --seqs up to 512)")
     ap.add_argument("--target-dir", type=Path, default=Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")))
     args = ap.parse_args()
     seqs = [int(s) for s in args.seqs.split(",")]
-    if max(seqs) > 128:
-        ap.error("the outlier_base checkpoint has 128 positions")
 
     tmp = None if args.workdir else tempfile.TemporaryDirectory(prefix="compare_ort_")
     work = args.workdir or Path(tmp.name)
@@ -143,8 +146,15 @@ def main() -> int:
     build(args.target_dir)
     albert = cargo_bin(args.target_dir, "bin", "albert")
     ckpt, blob = work / "ckpt", work / "outlier.albq"
-    sh([str(cargo_bin(args.target_dir, "example", "write_outlier_checkpoint")), str(ckpt)])
-    sh([str(cargo_bin(args.target_dir, "bin", "quantize")), str(ckpt), "-o", str(blob)])
+    if not (ckpt / "model.safetensors").exists():
+        sh([str(cargo_bin(args.target_dir, "example", "write_outlier_checkpoint")), str(ckpt), "--max-position",
+            str(args.max_position)])
+    if not blob.exists():
+        print("packing with quantize's default int8 scheme ...", flush=True)
+        sh([str(cargo_bin(args.target_dir, "bin", "quantize")), str(ckpt), "-o", str(blob)])
+    positions = json.loads((ckpt / "config.json").read_text())["max_position_embeddings"]
+    if max(seqs) > positions:
+        ap.error(f"the checkpoint has {positions} positions (--max-position)")
 
     fp32, pre, int8 = work / "encoder.onnx", work / "encoder.pre.onnx", work / "encoder.int8.onnx"
     print("exporting to ONNX and quantizing (quant_pre_process + quantize_dynamic per-channel) ...", flush=True)

@@ -3,7 +3,7 @@
 //!
 //! `cargo bench -p albert-engine --bench peak`. Each probe runs independent chains of one
 //! instruction on registers only (enough chains to cover its latency on current cores), no
-//! loads. Throughput is in elements/s with one element = one integer or float operation (a
+//! loads; every step depends on the previous one of its chain, so nothing is hoisted. Throughput is in elements/s with one element = one integer or float operation (a
 //! multiply-add is 2), the unit of the `gemm` bench: efficiency = GEMM Gelem/s ÷ probe
 //! Gelem/s on the same machine.
 //!
@@ -72,7 +72,20 @@ mod x86 {
         let mut acc = [_mm256_setzero_si256(); CHAINS];
         for _ in 0..STEPS {
             for r in acc.iter_mut() {
-                *r = _mm256_add_epi32(*r, _mm256_madd_epi16(va, vb));
+                // `asm!`: with intrinsics, `madd(va, vb)` is loop invariant and was hoisted,
+                // leaving only the adds to measure.
+                // SAFETY: register-only AVX2 instructions, enabled on this function.
+                unsafe {
+                    core::arch::asm!(
+                        "vpmaddwd {t}, {a}, {b}",
+                        "vpaddd {acc}, {acc}, {t}",
+                        acc = inout(ymm_reg) *r,
+                        a = in(ymm_reg) va,
+                        b = in(ymm_reg) vb,
+                        t = out(ymm_reg) _,
+                        options(nomem, nostack, preserves_flags),
+                    );
+                }
             }
         }
         let s = acc.iter().fold(_mm256_setzero_si256(), |s, &r| _mm256_add_epi32(s, r));
@@ -123,10 +136,13 @@ mod arm {
     /// NEON present.
     #[target_feature(enable = "neon")]
     pub unsafe fn smull_sadalp(a: i8, b: i8) -> i32 {
-        let (va, vb) = (vdupq_n_s8(a), vdupq_n_s8(b));
-        let mut acc = [vdupq_n_s32(0); CHAINS];
+        let vb = vdupq_n_s8(b);
+        let mut acc = [vreinterpretq_s32_s8(vdupq_n_s8(a)); CHAINS];
         for _ in 0..STEPS {
             for r in acc.iter_mut() {
+                // The accumulator's bytes are the multiplicand, so the products depend on
+                // the chain and are not hoisted out of the loop.
+                let va = vreinterpretq_s8_s32(*r);
                 let lo = vmull_s8(vget_low_s8(va), vget_low_s8(vb));
                 let hi = vmull_high_s8(va, vb);
                 *r = vpadalq_s16(vpadalq_s16(*r, lo), hi);

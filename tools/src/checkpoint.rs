@@ -180,6 +180,11 @@ pub fn read_safetensors(bytes: &[u8], tensors: &mut BTreeMap<String, Tensor>) ->
     // number.
     let st = SafeTensors::deserialize(bytes).context("parsing as safetensors")?;
     for (name, view) in st.tensors() {
+        // An empty tensor carries no data that would bound its other dimensions, which
+        // later steps size tables from; no ALBERT weight is empty.
+        if view.shape().contains(&0) {
+            bail!("tensor `{name}` has shape {:?}, with a zero dimension", view.shape());
+        }
         let values = to_f32(&view, &name)?;
         let short = name.strip_prefix("albert.").unwrap_or(&name).to_string();
         if tensors.insert(short.clone(), Tensor { shape: view.shape().to_vec(), values }).is_some() {

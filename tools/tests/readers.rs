@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use albert_engine::config::DType;
+use albert_engine::format::write::TensorData;
 use albert_tools::checkpoint::{self, Task, Tensor};
+use albert_tools::pack::{self, PackOptions};
 use albert_tools::tokenizer as tk;
 
 fn err_text<T: std::fmt::Debug>(r: anyhow::Result<T>) -> String {
@@ -102,4 +105,33 @@ fn config_json_values_of_the_wrong_kind_are_errors() {
         let e = err_text(checkpoint::from_parts(&cfg, t.clone(), Some(Task::SequenceClassification)));
         assert!(e.contains("id2label"), "{labels}: {e}");
     }
+}
+
+/// Regression: an int8 matrix with a zero dimension and billions of rows made the blob
+/// writer reserve a scale per claimed row (16 GB) before the engine could refuse the shape.
+#[test]
+fn empty_tensors_are_refused_before_anything_is_sized_from_them() {
+    let header = br#"{"classifier.weight":{"dtype":"F32","shape":[4000000000,0],"data_offsets":[0,0]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    let e = err_text(checkpoint::read_safetensors(&bytes, &mut BTreeMap::new()));
+    assert!(e.contains("zero dimension"), "{e}");
+    // The same shape handed to the writer directly (as a library caller could): what it
+    // reserves follows the values, not the claimed rows (an overcommitting OS would hand
+    // out the 16 GB without complaint, so the capacity is what shows it).
+    let t = TensorData::i8_per_row("encoder.embedding_hidden_mapping_in.weight", &[4_000_000_000, 0], &[]);
+    assert!(t.scales.as_ref().is_some_and(|s| s.capacity() <= 1), "{:?}", t.scales.map(|s| s.capacity()));
+    // And the packer refuses it.
+    let cfg = checkpoint::parse_config_json(
+        br#"{"vocab_size": 6, "embedding_size": 2, "hidden_size": 4, "num_attention_heads": 1,
+            "intermediate_size": 4, "max_position_embeddings": 4}"#,
+    )
+    .unwrap();
+    let mut t = BTreeMap::new();
+    t.insert(
+        "encoder.embedding_hidden_mapping_in.weight".to_string(),
+        Tensor { shape: vec![4_000_000_000, 0], values: vec![] },
+    );
+    let ck = checkpoint::from_parts(&cfg, t, Some(Task::Model)).unwrap();
+    assert!(pack::pack_with(&ck, &PackOptions::plain(DType::I8)).is_err());
 }

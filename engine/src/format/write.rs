@@ -67,7 +67,9 @@ impl TensorData {
         let cols = values.len() / rows.max(1);
         let quant = |v: f32, s: f32| libm::roundf(v / s).clamp(-127.0, 127.0);
         let mut q = Vec::with_capacity(values.len());
-        let mut scales = Vec::with_capacity(rows);
+        // Sized from the values, not from `shape`: a shape with a zero dimension holds no
+        // values but may claim billions of rows.
+        let mut scales = Vec::with_capacity(values.len().div_ceil(cols.max(1)));
         for row in values.chunks(cols.max(1)) {
             let amax = row.iter().fold(0f32, |m, &v| m.max(v.abs()));
             let mut best = (f64::INFINITY, if amax > 0.0 { amax / 127.0 } else { 1.0 });

@@ -59,6 +59,40 @@ const COL_ALIGN: usize = 48;
 /// scales, bias and outlier channels to its columns, so every output element goes through
 /// the same operations whatever the number of threads.
 pub(crate) fn linear(x: &[f32], m: usize, lin: &Linear<'_>, y: &mut [f32], work: &mut Work<'_>, par: Par<'_>) {
+    linear_with(x, m, lin, y, work, par, false)
+}
+
+/// Whether `b` quantizes its input exactly as `a` does (int8 weights, the same activation
+/// type, centring and per-channel multipliers), so that after `a` ran on an input, `work`
+/// already holds that input quantized for `b`: the query, key and value linears share
+/// their input and usually their outlier channels.
+fn same_input_quantization(a: &Linear<'_>, b: &Linear<'_>) -> bool {
+    match (&a.w.m, &b.w.m) {
+        (Matrix::I8 { act16: a16, .. }, Matrix::I8 { act16: b16, .. }) => {
+            a16 == b16
+                && a.w.cols == b.w.cols
+                && a.row_sum.is_some() == b.row_sum.is_some()
+                && match (a.input_mul, b.input_mul) {
+                    (None, None) => true,
+                    (Some(x), Some(y)) => x.iter().map(|v| v.to_bits()).eq(y.iter().map(|v| v.to_bits())),
+                    _ => false,
+                }
+        }
+        _ => false,
+    }
+}
+
+/// [`linear`]; with `quantized`, `work` already holds `x` quantized as `lin` needs it
+/// (see [`same_input_quantization`]).
+fn linear_with(
+    x: &[f32],
+    m: usize,
+    lin: &Linear<'_>,
+    y: &mut [f32],
+    work: &mut Work<'_>,
+    par: Par<'_>,
+    quantized: bool,
+) {
     let (n, k) = (lin.w.rows, lin.w.cols);
     let y = &mut y[..m * n];
     let x = &x[..m * k];
@@ -96,7 +130,7 @@ pub(crate) fn linear(x: &[f32], m: usize, lin: &Linear<'_>, y: &mut [f32], work:
             // Quantize every input row (per token; centred when the linear has row sums).
             let asym = lin.row_sum.is_some();
             let rows = par.partition(m, 1);
-            {
+            if !quantized {
                 let qs = Chunks::new(&mut work.qs[..m], rows, 1);
                 let qc = Chunks::new(&mut work.qc[..m], rows, 1);
                 let q8 = Chunks::new(
@@ -396,9 +430,9 @@ fn layer_forward<O: Observer>(
 
     linear(hidden, t, &l.query, x.q, work, par);
     obs.gemm(site(Gemm::Query), hidden, x.q, t);
-    linear(hidden, t, &l.key, x.k, work, par);
+    linear_with(hidden, t, &l.key, x.k, work, par, same_input_quantization(&l.query, &l.key));
     obs.gemm(site(Gemm::Key), hidden, x.k, t);
-    linear(hidden, t, &l.value, x.v, work, par);
+    linear_with(hidden, t, &l.value, x.v, work, par, same_input_quantization(&l.key, &l.value));
     obs.gemm(site(Gemm::Value), hidden, x.v, t);
 
     // Heads in parallel: a part owns its heads' columns of the context and one row of
