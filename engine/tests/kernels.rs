@@ -127,7 +127,7 @@ fn extremes_every_kernel() {
     let k = 1000;
     for kern in kernels_under_test() {
         for (x, y) in [(-128i8, -128i8), (-128, 127), (127, -128), (127, 127), (-127, -127)] {
-            for m in [1, 2, 3, 4, 5] {
+            for m in [1, 2, 3, 4, 5, 8, 33] {
                 let n = 6;
                 let a = vec![x; m * k];
                 let b = vec![y; n * k];
@@ -145,6 +145,26 @@ fn many_rows_every_kernel() {
     let b = fill(n * k, 6, 2);
     for kern in kernels_under_test() {
         check(kern, m, n, k, &a, &b);
+    }
+}
+
+#[test]
+fn token_panels_and_k_chunks_every_kernel() {
+    // Kernels that repack the activations (vnni from 8 rows up: panels of 16 and 32
+    // tokens, K in chunks of 2048 bytes, 12 weight rows per tile) at every ragged edge:
+    // rows around the panel sizes, K past one and two chunks, N around the tile.
+    let shapes =
+        [(8, 12, 4), (15, 13, 2048), (16, 1, 2052), (31, 25, 4100), (32, 11, 768), (33, 24, 4096), (40, 37, 6148)];
+    for kern in kernels_under_test() {
+        for (t, &(m, n, k)) in shapes.iter().enumerate() {
+            let a = fill(m * k, 41 + t as u64, 6);
+            let b = fill(n * k, 43 + t as u64, 6);
+            check(kern, m, n, k, &a, &b);
+        }
+        for (x, y) in [(-128i8, -128i8), (-128, 127), (127, -128), (127, 127)] {
+            let (m, n, k) = (17, 13, 4100);
+            check(kern, m, n, k, &vec![x; m * k], &vec![y; n * k]);
+        }
     }
 }
 

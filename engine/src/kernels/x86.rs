@@ -373,3 +373,224 @@ pub(super) unsafe fn avx512vnni_gemm_i16_i8_i64_4x4(
     // SAFETY: rows < m of `a`, < n of `b`, stores to `c[i·n + j]` with i < m, j < n.
     unsafe { super::drive16!(tile16_vnni, 4, 4, m, n, k, a, b, c) }
 }
+
+/// Lanes per activation panel of the broadcast VNNI kernel (one zmm of i32): 15 tokens
+/// and the bias lane (see [`vnni_bcast`]).
+const PANEL: usize = 16;
+/// Tokens per panel.
+const TOK: usize = PANEL - 1;
+/// K bytes per packed chunk of the broadcast VNNI kernel: its stack panel is at most
+/// `2·PANEL·KC` = 32 KiB (L1-sized), whatever `K` is; longer rows add chunk results into `c`.
+const KC: usize = 1024;
+/// Weight rows per tile of the broadcast VNNI kernel (with two panels: 24 accumulators, two
+/// activation vectors, of 32 zmm).
+const BR: usize = 12;
+
+/// The AVX-512 VNNI kernel (`vnni`). From 8 rows up, with `K` a multiple of 4, the
+/// broadcast form ([`vnni_bcast`]); the dot-product tiles ([`tile_vnni`]) otherwise.
+///
+/// # Safety
+/// AVX-512F/BW/VL/VNNI present; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n` elements.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn avx512vnni_gemm_i8_i32(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
+    // SAFETY: the same contract, passed on.
+    unsafe {
+        if m >= 8 && k % 4 == 0 { vnni_bcast(m, n, k, a, b, c) } else { avx512vnni_gemm_i8_i32_4x4(m, n, k, a, b, c) }
+    }
+}
+
+/// The broadcast form of the VNNI GEMM, for the shapes of a forward pass (many tokens).
+///
+/// The weights stay as stored (row-major along K) and are the *signed* operand of
+/// `vpdpbusd`: four bytes of one weight row broadcast to all 16 lanes straight from memory.
+/// The activations are repacked per call into a stack panel, four K bytes per i32 lane
+/// (`[K/4][16 lanes][4]`), biased to unsigned (`a ^ 0x80` = `a + 128`). One zmm
+/// accumulator then holds one weight row for 15 tokens, with no horizontal reductions; per
+/// 4 K values a tile of 12 weight rows × 2 panels issues 24 `vpdpbusd` for 2 activation
+/// loads and 12 weight broadcasts (48 bytes of weight traffic).
+///
+/// Lane 15 of every panel is the bias lane: its activation bytes are all 0x80 (128), so
+/// it accumulates `128·Σ b` of the weight row, exactly what the biased tokens carry in
+/// excess; one lane permute and one subtract per accumulator take it back. Exact: every
+/// product and sum is a wrapping i32 and the true result fits (as in [`tile_vnni`]);
+/// padding lanes are zero bytes and are never stored.
+///
+/// # Safety
+/// AVX-512F/BW/VL/VNNI present; `k % 4 == 0`; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n`.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
+    // Every lane a tile reads is written by `pack_panel` first.
+    let mut panel = core::mem::MaybeUninit::<[u32; 2 * PANEL * KC / 4]>::uninit();
+    let panel = panel.as_mut_ptr().cast::<u32>();
+    let mut k0 = 0;
+    while k0 < k {
+        let kc = (k - k0).min(KC);
+        // Column blocks of about 256 KiB of weights stay in L2 while every token panel
+        // passes over them (the panels are packed again per block: 2-6 % of the work).
+        let nb = ((256 * 1024 / kc) / BR).max(1) * BR;
+        let mut j0 = 0;
+        while j0 < n {
+            let j1 = (j0 + nb).min(n);
+            let mut i = 0;
+            while i < m {
+                let rows = (m - i).min(2 * TOK);
+                let p = rows.div_ceil(TOK);
+                // SAFETY: rows i .. i + rows < m hold bytes k0 .. k0 + kc ≤ k; the panel
+                // holds 2·PANEL·KC/4 ≥ p·PANEL·kc/4 u32; AVX-512 per the contract.
+                unsafe {
+                    for q in 0..p {
+                        let count = (rows - q * TOK).min(TOK);
+                        pack_panel(a.add((i + q * TOK) * k + k0), k, count, kc / 4, panel.add(q * PANEL), p);
+                    }
+                }
+                let mut j = j0;
+                while j < j1 {
+                    let cols = (j1 - j).min(BR);
+                    // Rows past the block's last are repeats of it (computed, not stored).
+                    let bp: [*const i8; BR] =
+                    // SAFETY: row j + min(t, cols - 1) < j1 ≤ n, offset k0 < k.
+                    core::array::from_fn(|t| unsafe { b.add((j + t.min(cols - 1)) * k + k0) });
+                    // SAFETY: the panel holds kc/4 steps of `p·PANEL` u32; each weight pointer
+                    // is valid for kc bytes; the tile's outputs, rows i .. i + rows < m and
+                    // columns j .. j + cols ≤ n of `c`, are valid; AVX-512 per the contract.
+                    unsafe {
+                        let out = c.add(i * n + j);
+                        if p == 2 {
+                            bcast_tile::<2>(kc / 4, panel.cast_const().cast(), &bp, out, n, rows, cols, k0 > 0);
+                        } else {
+                            bcast_tile::<1>(kc / 4, panel.cast_const().cast(), &bp, out, n, rows, cols, k0 > 0);
+                        }
+                    }
+                    j += BR;
+                }
+                i += rows;
+            }
+            j0 = j1;
+        }
+        k0 += kc;
+    }
+}
+
+/// `steps` steps of 4 K values: `P` panel vectors per step against `BR` weight rows. The
+/// results, less each panel's bias lane, are transposed in registers (token-major) and
+/// stored (or, with `add`, added) to `rows` rows × `cols` columns at `c`, rows `n` apart.
+///
+/// # Safety
+/// AVX-512F/BW/VL/VNNI present; `panel` valid for `steps·P·64` bytes, each `b[r]` for
+/// `4·steps` bytes; `rows ≤ P·TOK`, `cols ≤ BR`, and `c` valid for those rows and columns.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // one tile's geometry, passed down from one caller
+unsafe fn bcast_tile<const P: usize>(
+    steps: usize,
+    panel: *const u8,
+    b: &[*const i8; BR],
+    c: *mut i32,
+    n: usize,
+    rows: usize,
+    cols: usize,
+    add: bool,
+) {
+    // SAFETY: loads inside the panel and the weight rows, stores inside the tile of `c`,
+    // per the contract.
+    unsafe {
+        // Built element by element: an array repeat expression became a `memset` call
+        // (and a `vzeroupper`) per tile.
+        let mut acc: [[__m512i; P]; BR] = core::array::from_fn(|_| core::array::from_fn(|_| _mm512_setzero_si512()));
+        for s in 0..steps {
+            let mut av = [_mm512_setzero_si512(); P];
+            for (q, v) in av.iter_mut().enumerate() {
+                *v = _mm512_loadu_si512(panel.add((s * P + q) * 64).cast());
+            }
+            for r in 0..BR {
+                let w = _mm512_set1_epi32((b[r].add(4 * s) as *const i32).read_unaligned());
+                for q in 0..P {
+                    acc[r][q] = _mm512_dpbusd_epi32(acc[r][q], av[q], w);
+                }
+            }
+        }
+        let bias_lane = _mm512_set1_epi32(TOK as i32);
+        let mask: __mmask16 = (1u16 << cols) - 1;
+        for q in 0..P {
+            let mut v = [_mm512_setzero_si512(); 16];
+            for r in 0..BR {
+                v[r] = _mm512_sub_epi32(acc[r][q], _mm512_permutexvar_epi32(bias_lane, acc[r][q]));
+            }
+            let v = transpose_16x16(v);
+            for (t, &row) in v.iter().enumerate().take(rows.saturating_sub(q * TOK).min(TOK)) {
+                let dst = c.add((q * TOK + t) * n);
+                let row = if add { _mm512_add_epi32(row, _mm512_maskz_loadu_epi32(mask, dst)) } else { row };
+                _mm512_mask_storeu_epi32(dst, mask, row);
+            }
+        }
+    }
+}
+
+/// Packs `count` ≤ 15 token rows (`k` bytes apart from `a`) into one panel of the broadcast
+/// VNNI kernel: `steps` steps of 4 bytes, step `s` at `dst + s·p·PANEL` as 16 lanes (the
+/// tokens biased by 0x80, then zero padding, then the bias lane of 0x80). Sixteen steps at
+/// a time: 16 row loads, one in-register transpose, 16 stores.
+///
+/// # Safety
+/// AVX-512F/BW present; each of the `count` rows valid for `4·steps` bytes; `dst` valid
+/// for `steps` steps.
+#[inline(always)]
+unsafe fn pack_panel(a: *const i8, k: usize, count: usize, steps: usize, dst: *mut u32, p: usize) {
+    // SAFETY: masked loads read only the `4·cnt` bytes left in each row; stores stay within
+    // the `steps` steps of `dst`.
+    unsafe {
+        let bias = _mm512_set1_epi32(0x8080_8080u32 as i32);
+        let mut s0 = 0;
+        while s0 < steps {
+            let cnt = (steps - s0).min(16);
+            let mask: __mmask16 = if cnt == 16 { u16::MAX } else { (1u16 << cnt) - 1 };
+            let mut r = [_mm512_setzero_si512(); 16];
+            for (t, v) in r.iter_mut().enumerate().take(count) {
+                *v = _mm512_xor_si512(_mm512_maskz_loadu_epi32(mask, a.add(t * k + 4 * s0).cast()), bias);
+            }
+            r[TOK] = bias;
+            let out = transpose_16x16(r);
+            for (x, &v) in out.iter().enumerate().take(cnt) {
+                _mm512_storeu_si512(dst.add((s0 + x) * p * PANEL).cast(), v);
+            }
+            s0 += 16;
+        }
+    }
+}
+
+/// The transpose of a 16×16 block of i32 (vector `i`, lane `j` → vector `j`, lane `i`):
+/// 32-bit and 64-bit interleaves within 128-bit lanes, then two rounds of 128-bit lane
+/// shuffles (64 instructions).
+///
+/// # Safety
+/// AVX-512F present.
+#[inline(always)]
+unsafe fn transpose_16x16(r: [__m512i; 16]) -> [__m512i; 16] {
+    // SAFETY: register-only AVX-512F instructions, present per the contract.
+    unsafe {
+        let mut t = [_mm512_setzero_si512(); 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+        }
+        // u[4g + e]: within each 128-bit lane L, element 4L + e of rows 4g .. 4g + 4.
+        let mut u = [_mm512_setzero_si512(); 16];
+        for g in 0..4 {
+            u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+            u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+            u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+            u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+        }
+        let mut out = [_mm512_setzero_si512(); 16];
+        for e in 0..4 {
+            let x = _mm512_shuffle_i32x4::<0x44>(u[e], u[4 + e]);
+            let y = _mm512_shuffle_i32x4::<0xEE>(u[e], u[4 + e]);
+            let x2 = _mm512_shuffle_i32x4::<0x44>(u[8 + e], u[12 + e]);
+            let y2 = _mm512_shuffle_i32x4::<0xEE>(u[8 + e], u[12 + e]);
+            out[e] = _mm512_shuffle_i32x4::<0x88>(x, x2);
+            out[4 + e] = _mm512_shuffle_i32x4::<0xDD>(x, x2);
+            out[8 + e] = _mm512_shuffle_i32x4::<0x88>(y, y2);
+            out[12 + e] = _mm512_shuffle_i32x4::<0xDD>(y, y2);
+        }
+        out
+    }
+}
