@@ -2,15 +2,15 @@
 //!
 //! `scalar` is the reference every faster kernel is checked against (bit-identical int32
 //! results, `engine/tests/kernels.rs`). The int8 GEMM `c[m×n] = a[m×k] · b[n×k]ᵀ` has one
-//! implementation per instruction set, all reading both operands in place, row-major along
-//! K (the blob's weight layout, no packing, no scratch):
+//! implementation per instruction set, all reading the weights in place, row-major along K
+//! (the blob's weight layout; only `vnni` packs, the activations, into a stack panel):
 //!
 //! | name     | where                      | inner instruction                          | tile (rows × cols) |
 //! |----------|----------------------------|--------------------------------------------|--------------------|
 //! | `scalar` | everywhere                 | plain Rust                                 | 1 × 1              |
 //! | `wide`   | everywhere (`wide` crate)  | i16 shifts + `pmaddwd` / `smull+addp`      | 2 × 2              |
 //! | `avx2`   | x86_64 with AVX2           | `vpmovsxbw` + `vpmaddwd` (ymm)             | 4 × 3              |
-//! | `vnni`   | x86_64 with AVX-512 VNNI   | `vpdpbusd` (zmm), weights biased to u8     | 4 × 4              |
+//! | `vnni`   | x86_64 with AVX-512 VNNI   | `vpdpbusd` (zmm), weights broadcast        | 30 × 12 (m ≥ 8)    |
 //! | `neon`   | aarch64                    | `smull` + `sadalp`                         | 4 × 4              |
 //! | `sdot`   | aarch64 with dotprod       | `sdot`                                     | 4 × 4              |
 //! | `i8mm`   | aarch64 with i8mm          | `smmla`                                    | 4 × 4              |
