@@ -395,7 +395,11 @@ const BR: usize = 12;
 pub(super) unsafe fn avx512vnni_gemm_i8_i32(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
     // SAFETY: the same contract, passed on.
     unsafe {
-        if m >= 8 && k % 4 == 0 { vnni_bcast(m, n, k, a, b, c) } else { avx512vnni_gemm_i8_i32_4x4(m, n, k, a, b, c) }
+        if m >= 8 && k.is_multiple_of(4) {
+            vnni_bcast(m, n, k, a, b, c)
+        } else {
+            avx512vnni_gemm_i8_i32_4x4(m, n, k, a, b, c)
+        }
     }
 }
 
@@ -512,8 +516,8 @@ unsafe fn bcast_tile<const P: usize>(
         let mask: __mmask16 = (1u16 << cols) - 1;
         for q in 0..P {
             let mut v = [_mm512_setzero_si512(); 16];
-            for r in 0..BR {
-                v[r] = _mm512_sub_epi32(acc[r][q], _mm512_permutexvar_epi32(bias_lane, acc[r][q]));
+            for (v, acc) in v.iter_mut().zip(&acc) {
+                *v = _mm512_sub_epi32(acc[q], _mm512_permutexvar_epi32(bias_lane, acc[q]));
             }
             let v = transpose_16x16(v);
             for (t, &row) in v.iter().enumerate().take(rows.saturating_sub(q * TOK).min(TOK)) {
