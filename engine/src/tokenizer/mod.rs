@@ -243,7 +243,9 @@ impl<'a> Tokenizer<'a> {
     }
 
     fn child(&self, first: usize, count: usize, b: u8) -> Option<usize> {
-        let labels = &self.s.labels[first..first + count];
+        // A leaf's `first` is not checked (it has no children to point at), so it may lie
+        // anywhere: `get`, not indexing (found by the `blob` fuzz target).
+        let labels = self.s.labels.get(first..first.checked_add(count)?)?;
         labels.binary_search(&b).ok().map(|k| first + k)
     }
 

@@ -1,0 +1,38 @@
+//! Inputs the fuzz targets (`fuzz/`) found to crash the engine, kept as files and replayed
+//! here: each must now give an error or a result, never a panic.
+#![allow(clippy::result_large_err)] // the engine's Error, see engine/src/lib.rs
+
+mod common;
+
+use albert_engine::format::{self, CHECKSUM_OFFSET};
+use albert_engine::tokenizer::{EncodeOptions, Encoding, NChar, Node, Workspace};
+use albert_engine::{Model, Tokenizer};
+use common::aligned;
+
+/// `blob` target, 2026-11-26: a re-sealed blob whose tokenizer trie has a leaf (no
+/// children) with a `first` index far past the node table. Validation accepts leaves
+/// whatever their `first`; the lookup sliced the label table from it and panicked.
+#[test]
+fn trie_leaf_with_a_wild_first_child_index() {
+    // The file as the fuzzer mutated it; the target re-seals it (file size, checksum) so
+    // that the checks behind the checksum see the mutation, and so does this test.
+    let mut bytes = include_bytes!("data/fuzz-blob-trie-leaf.albq").to_vec();
+    let len = bytes.len() as u64;
+    bytes[32..40].copy_from_slice(&len.to_le_bytes());
+    let crc = format::checksum(&bytes);
+    bytes[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+    let a = aligned(&bytes);
+    let m = Model::from_bytes(&bytemuck::cast_slice(&a)[..bytes.len()]).expect("the re-sealed blob is valid");
+    let tok = Tokenizer::from_section(m.blob().tokenizer_section().expect("has a tokenizer")).expect("section valid");
+    let n = 64;
+    let (mut chars, mut chars2) = (vec![NChar::EMPTY; n], vec![NChar::EMPTY; n]);
+    let mut bytes_ws = vec![0u8; 4 * n];
+    let mut lattice = vec![Node::EMPTY; 4 * n + 1];
+    let mut ws = Workspace { chars: &mut chars, chars2: &mut chars2, bytes: &mut bytes_ws, lattice: &mut lattice };
+    let (mut ids, mut type_ids, mut mask, mut offsets) =
+        (vec![0u32; 64], vec![0u32; 64], vec![0u32; 64], vec![[0u32; 2]; 64]);
+    let mut out = Encoding { ids: &mut ids, type_ids: &mut type_ids, attention_mask: &mut mask, offsets: &mut offsets };
+    for text in ["Hello world", "The quick brown fox.", "a", "ÀÉÎ õü — 東京"] {
+        let _ = tok.encode_bytes(text.as_bytes(), None, &EncodeOptions::default(), &mut ws, &mut out);
+    }
+}
