@@ -157,7 +157,7 @@ fn token_panels_and_k_chunks_every_kernel() {
     // Kernels that repack the activations (vnni from 8 rows up: panels of 15 tokens and a
     // bias lane, two per tile, K in chunks of 1024 bytes, 12 weight rows per tile) at every
     // ragged edge: rows around one and two panels, K past one and several chunks, N around
-    // the tile. (Under Miri, which has none of the kernels that pack, the two smallest.)
+    // the tile. (Under Miri, which has none of the kernels that pack, the smallest.)
     let shapes = [
         (8, 12, 4),
         (14, 13, 1024),
@@ -168,7 +168,7 @@ fn token_panels_and_k_chunks_every_kernel() {
         (31, 37, 3072),
         (46, 13, 6148),
     ];
-    let shapes = if cfg!(miri) { &shapes[..2] } else { &shapes[..] };
+    let shapes = if cfg!(miri) { &shapes[..1] } else { &shapes[..] };
     for kern in kernels_under_test() {
         for (t, &(m, n, k)) in shapes.iter().enumerate() {
             let a = fill(m * k, 41 + t as u64, 6);
