@@ -13,7 +13,28 @@
 use crate::config::Activation;
 use wide::{CmpEq, CmpGe, CmpLt, f32x8, i32x8};
 
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+mod avx512;
+
 const LANES: usize = 8;
+
+/// Whether the 16-lane AVX-512 loops (`avx512.rs`, the same bits) run: when the process's
+/// GEMM kernel is `vnni`, so that `ALBERT_KERNEL` selects the float loops too.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+fn use_avx512() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| crate::kernels::selected().is_ok_and(|k| k.name() == "vnni"))
+}
+
+// The constants of `exp_neg`, GELU and `quantize8`, shared with the AVX-512 versions.
+/// ln(2⁻¹²⁶): the smallest argument of `exp_neg` whose result is a normal f32.
+const LO_EXP: f32 = -87.336_55;
+/// 1.5·2²³: adding it rounds a value below 2²² to an integer, kept in the low mantissa bits.
+const ROUND: f32 = 12_582_912.0;
+const LOG2_E: f32 = core::f32::consts::LOG2_E;
+/// ln 2 split so that n·LN2_HI is exact for |n| < 2¹⁵ (LN2_HI has 9 significant bits).
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
 
 #[inline(always)]
 fn splat(v: f32) -> f32x8 {
@@ -35,7 +56,11 @@ fn store(v: f32x8, d: &mut [f32]) {
 /// C API and firmware demo are checked against the x86 CLI, byte for byte).
 #[inline(always)]
 fn hsum(v: f32x8) -> f32 {
-    let a = v.to_array();
+    hsum_array(v.to_array())
+}
+
+#[inline(always)]
+fn hsum_array(a: [f32; 8]) -> f32 {
     ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))
 }
 
@@ -65,15 +90,9 @@ fn map8(x: &mut [f32], pad: f32, mut f: impl FnMut(f32x8) -> f32x8) {
 /// exponent bits. Measured error against f64: see the `exp_neg_*` test.
 #[inline(always)]
 fn exp_neg(x: f32x8) -> f32x8 {
-    // ln(2⁻¹²⁶): the smallest argument whose result is a normal f32.
-    const LO: f32 = -87.336_55;
-    // 1.5·2²³: adding it rounds a value below 2²² to an integer, kept in the low mantissa bits.
-    const ROUND: f32 = 12_582_912.0;
-    // ln 2 split so that n·LN2_HI is exact for |n| < 2¹⁵ (LN2_HI has 9 significant bits).
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
+    const LO: f32 = LO_EXP;
     let xc = x.fast_max(splat(LO)).fast_min(splat(0.0));
-    let t = xc * splat(core::f32::consts::LOG2_E) + splat(ROUND);
+    let t = xc * splat(LOG2_E) + splat(ROUND);
     let n = t - splat(ROUND);
     let r = xc - n * splat(LN2_HI) - n * splat(LN2_LO);
     let mut p = splat(1.0 / 5040.0);
@@ -147,6 +166,16 @@ pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
 
 /// In-place softmax of one row, max-subtracted for range.
 pub fn softmax(x: &mut [f32]) {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if use_avx512() {
+        // SAFETY: the `vnni` kernel was selected, so AVX-512F is present.
+        return unsafe { avx512::softmax(x) };
+    }
+    softmax8(x)
+}
+
+/// [`softmax`] on `f32x8`.
+fn softmax8(x: &mut [f32]) {
     let mut m8 = splat(f32::NEG_INFINITY);
     let mut chunks = x.chunks_exact(LANES);
     (&mut chunks).for_each(|c| m8 = m8.max(load(c)));
@@ -174,9 +203,23 @@ pub fn activate(x: &mut [f32], act: Activation) {
     use Activation::*;
     match act {
         Gelu => x.iter_mut().for_each(|v| *v = 0.5 * *v * (1.0 + libm::erff(*v * core::f32::consts::FRAC_1_SQRT_2))),
-        GeluNew => map8(x, 0.0, gelu_new8),
+        GeluNew => {
+            #[cfg(all(target_arch = "x86_64", feature = "std"))]
+            if use_avx512() {
+                // SAFETY: the `vnni` kernel was selected, so AVX-512F is present.
+                return unsafe { avx512::gelu_new_slice(x) };
+            }
+            map8(x, 0.0, gelu_new8)
+        }
         Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
-        GeluFast => map8(x, 0.0, gelu_fast8),
+        GeluFast => {
+            #[cfg(all(target_arch = "x86_64", feature = "std"))]
+            if use_avx512() {
+                // SAFETY: as above.
+                return unsafe { avx512::gelu_fast_slice(x) };
+            }
+            map8(x, 0.0, gelu_fast8)
+        }
         QuickGelu => x.iter_mut().for_each(|v| *v *= sigmoid(1.702 * *v)),
         Silu => x.iter_mut().for_each(|v| *v *= sigmoid(*v)),
         Tanh => x.iter_mut().for_each(|v| *v = libm::tanhf(*v)),
@@ -186,6 +229,17 @@ pub fn activate(x: &mut [f32], act: Activation) {
 }
 
 /// An integer type activations are quantized to.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+pub trait Quant: Copy + avx512::Store16 {
+    /// Largest magnitude used (symmetric range, so negation is exact).
+    const MAX: f32;
+    fn from_f32(v: f32) -> Self;
+    /// `v` is an integer in `[-MAX, MAX]`.
+    fn from_i32(v: i32) -> Self;
+}
+
+/// An integer type activations are quantized to.
+#[cfg(not(all(target_arch = "x86_64", feature = "std")))]
 pub trait Quant: Copy {
     /// Largest magnitude used (symmetric range, so negation is exact).
     const MAX: f32;
@@ -216,6 +270,16 @@ impl Quant for i16 {
 
 /// `min` and `max` of `x ⊙ mul` (NaN ignored, as `f32::min`/`max` do).
 fn range(x: &[f32], mul: Option<&[f32]>) -> (f32, f32) {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if use_avx512() {
+        // SAFETY: the `vnni` kernel was selected, so AVX-512F is present.
+        return unsafe { avx512::range(x, mul) };
+    }
+    range8(x, mul)
+}
+
+/// [`range`] on `f32x8`.
+fn range8(x: &[f32], mul: Option<&[f32]>) -> (f32, f32) {
     let (mut lo, mut hi) = (splat(f32::INFINITY), splat(f32::NEG_INFINITY));
     let split = x.len() - x.len() % LANES;
     let mut step = |v: f32x8| {
@@ -242,7 +306,6 @@ fn range(x: &[f32], mul: Option<&[f32]>) -> (f32, f32) {
 /// integers as `libm::roundf` (half away from zero) then `clamp` then `as`.
 #[inline(always)]
 fn quantize8(v: f32x8, c: f32x8, inv: f32x8, max: f32x8) -> i32x8 {
-    const ROUND: f32 = 12_582_912.0;
     let y = (v - c) * inv;
     let y = y.cmp_eq(y).blend(y, splat(0.0)).fast_max(-max).fast_min(max);
     // |y| ≤ 32767 < 2²²: adding 1.5·2²³ rounds to the nearest integer, ties to even; a tie
@@ -268,6 +331,18 @@ pub fn quantize_row<T: Quant>(x: &[f32], mul: Option<&[f32]>, centred: bool, q: 
         return (1.0, c);
     }
     let inv = 1.0 / t;
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if use_avx512() {
+        // SAFETY: the `vnni` kernel was selected, so AVX-512F is present.
+        unsafe { avx512::quantize_into(x, mul, c, inv, q) };
+        return (t, c);
+    }
+    quantize_into8(x, mul, c, inv, q);
+    (t, c)
+}
+
+/// The quantizing loop of [`quantize_row`] on `f32x8`, and the tail in the scalar form.
+fn quantize_into8<T: Quant>(x: &[f32], mul: Option<&[f32]>, c: f32, inv: f32, q: &mut [T]) {
     let (c8, inv8, max8) = (splat(c), splat(inv), splat(T::MAX));
     let split = x.len() - x.len() % LANES;
     let put = |d: &mut [T], i: i32x8| d.iter_mut().zip(i.to_array()).for_each(|(d, v)| *d = T::from_i32(v));
@@ -283,7 +358,6 @@ pub fn quantize_row<T: Quant>(x: &[f32], mul: Option<&[f32]>, centred: bool, q: 
         let v = x[k] * mul.map_or(1.0, |m| m[k]);
         q[k] = T::from_f32(libm::roundf((v - c) * inv).clamp(-T::MAX, T::MAX));
     }
-    (t, c)
 }
 
 #[cfg(test)]
@@ -470,6 +544,80 @@ mod tests {
                 let (mut a, mut b) = (vec![0i16; len], vec![0i16; len]);
                 assert_eq!(quantize_row(&x, m, centred, &mut a), quantize_row_scalar(&x, m, centred, &mut b));
                 assert_eq!(a, b, "case {case} centred {centred} (i16)");
+            }
+        }
+    }
+
+    /// The AVX-512 loops give the portable loops' bits: GELU over the sweep, softmax,
+    /// range and quantization over rows of every length up to 300 (NaN, ±∞, masked −∞,
+    /// exact rounding ties among them).
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    #[test]
+    fn avx512_loops_equal_the_portable_ones_bit_for_bit() {
+        if !std::is_x86_feature_detected!("avx512f") {
+            // Not a pass: say so in the output (CI's machines have AVX-512).
+            eprintln!("NOT RUN: this CPU has no AVX-512F");
+            return;
+        }
+        let same = |a: &[f32], b: &[f32]| {
+            a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan())) && a.len() == b.len()
+        };
+        let xs: Vec<f32> = sweep(1 << 14).collect();
+        for (name, f8, f16) in [
+            ("gelu_new", gelu_new8 as fn(f32x8) -> f32x8, avx512::gelu_new_slice as unsafe fn(&mut [f32])),
+            ("gelu_fast", gelu_fast8, avx512::gelu_fast_slice),
+        ] {
+            for cut in [0usize, 1, 5, 8, 15] {
+                let (mut a, mut b) = (xs[cut..].to_vec(), xs[cut..].to_vec());
+                map8(&mut a, 0.0, f8);
+                // SAFETY: AVX-512F detected above.
+                unsafe { f16(&mut b) };
+                assert!(same(&a, &b), "{name} cut {cut}");
+            }
+        }
+        let mut s = 0x2545_f491_u32;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        };
+        for len in 0..=300usize {
+            for variant in 0..4 {
+                let mut x: Vec<f32> = (0..len).map(|_| (next() % 40001) as f32 / 1000.0 - 20.0).collect();
+                if variant == 1 {
+                    x.iter_mut().step_by(3).for_each(|v| *v = f32::MIN);
+                }
+                if variant == 2 && len > 0 {
+                    let at = next() as usize % len;
+                    x[at] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY][len % 3];
+                }
+                if variant == 3 {
+                    x.iter_mut().for_each(|v| *v = v.round() + 0.5);
+                }
+                let (mut a, mut b) = (x.clone(), x.clone());
+                softmax8(&mut a);
+                // SAFETY: AVX-512F detected above.
+                unsafe { avx512::softmax(&mut b) };
+                assert!(same(&a, &b), "softmax len {len} variant {variant}");
+                let mul: Vec<f32> = (0..len).map(|_| 0.25 + (next() % 100) as f32 / 25.0).collect();
+                for m in [None, Some(&mul[..])] {
+                    let (lo, hi) = range8(&x, m);
+                    // SAFETY: AVX-512F detected above.
+                    let (lo2, hi2) = unsafe { avx512::range(&x, m) };
+                    assert!(same(&[lo, hi], &[lo2, hi2]), "range len {len} variant {variant}");
+                    let (c, inv) = (0.5 * (hi + lo), 127.0 / (hi - lo).max(1e-3));
+                    let (mut a, mut b) = (vec![0i8; len], vec![0i8; len]);
+                    quantize_into8(&x, m, c, inv, &mut a);
+                    // SAFETY: AVX-512F detected above.
+                    unsafe { avx512::quantize_into(&x, m, c, inv, &mut b) };
+                    assert_eq!(a, b, "quantize i8 len {len} variant {variant}");
+                    let (mut a, mut b) = (vec![0i16; len], vec![0i16; len]);
+                    quantize_into8(&x, m, c, 257.0 * inv, &mut a);
+                    // SAFETY: AVX-512F detected above.
+                    unsafe { avx512::quantize_into(&x, m, c, 257.0 * inv, &mut b) };
+                    assert_eq!(a, b, "quantize i16 len {len} variant {variant}");
+                }
             }
         }
     }
