@@ -148,11 +148,13 @@ pub(crate) struct ColumnsMut<'s, T> {
 
 impl<T> ColumnsMut<'_, T> {
     /// The columns, as a range of the full row.
+    #[inline(always)]
     pub fn cols(&self) -> Range<usize> {
         self.cols.clone()
     }
 
     /// Row `r`'s slice of the columns.
+    #[inline(always)]
     pub fn row(&mut self, r: usize) -> &mut [T] {
         assert!(r < self.rows);
         // SAFETY: `r < rows` and `cols.end ≤ width` (checked in `Columns::new`), so the slice

@@ -247,6 +247,143 @@ mod neon {
     }
 }
 
+/// Query rows per block of [`scores_rows`] and [`context_rows`].
+pub const QROWS: usize = 4;
+
+/// Query-blocked versions for AVX-512 machines: four query rows share every key and value
+/// load (the per-row loops re-read a head's keys, 32 KiB at 128 tokens, for every query).
+/// Per (query, key) pair the operations and their order are those of `avx2::dot4`; per
+/// context element those of `context_body`: same bits.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+mod avx512 {
+    use super::{KEYS, QROWS, mask_bias};
+    use crate::kernels::scalar::{dot_f32, dot_f32_tail};
+    use core::arch::x86_64::*;
+
+    /// `dots[r]` holds `q_r · k_u` for the four keys, reduced as `avx2::dot4` reduces.
+    /// ymm accumulators: 16 of them plus the loads need AVX-512VL's 32 registers.
+    #[target_feature(enable = "avx2,avx512f,avx512vl")]
+    unsafe fn dot4x4(qs: [&[f32]; QROWS], ks: [&[f32]; KEYS]) -> [__m128; QROWS] {
+        let d = qs[0].len();
+        let body = d - d % 8;
+        let mut acc = [[_mm256_setzero_ps(); KEYS]; QROWS];
+        let mut c = 0;
+        while c < body {
+            // SAFETY: c + 8 ≤ body ≤ d ≤ every slice's length; AVX2 present (callers').
+            unsafe {
+                let kv: [__m256; KEYS] = core::array::from_fn(|u| _mm256_loadu_ps(ks[u].as_ptr().add(c)));
+                for (a, q) in acc.iter_mut().zip(&qs) {
+                    let qc = _mm256_loadu_ps(q.as_ptr().add(c));
+                    for (a, k) in a.iter_mut().zip(&kv) {
+                        *a = _mm256_add_ps(*a, _mm256_mul_ps(qc, *k));
+                    }
+                }
+            }
+            c += 8;
+        }
+        // Reduced as `avx2::dot4`; plain loops (a closure here kept `acc` in memory).
+        let mut dots = [_mm_setzero_ps(); QROWS];
+        for r in 0..QROWS {
+            let [a0, a1, a2, a3] = acc[r];
+            let h01 = _mm_hadd_ps(half(a0), half(a1));
+            let h23 = _mm_hadd_ps(half(a2), half(a3));
+            dots[r] = _mm_hadd_ps(h01, h23);
+        }
+        if body < d {
+            for (r, dr) in dots.iter_mut().enumerate() {
+                let tail: [f32; KEYS] = core::array::from_fn(|u| dot_f32_tail(&qs[r][body..], &ks[u][body..d]));
+                // SAFETY: `tail` holds 4 floats.
+                *dr = _mm_add_ps(*dr, unsafe { _mm_loadu_ps(tail.as_ptr()) });
+            }
+        }
+        dots
+    }
+
+    /// `(s0 + s4, s1 + s5, s2 + s6, s3 + s7)` of the eight partial sums in `a`.
+    #[target_feature(enable = "avx2")]
+    fn half(a: __m256) -> __m128 {
+        _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a))
+    }
+
+    /// # Safety
+    /// AVX2, AVX-512F and AVX-512VL present; `out.len() = QROWS·n`.
+    #[target_feature(enable = "avx2,avx512f,avx512vl")]
+    pub(super) unsafe fn scores4(
+        qs: [&[f32]; QROWS],
+        keys: &[f32],
+        stride: usize,
+        scale: f32,
+        mask: Option<&[u32]>,
+        out: &mut [f32],
+        n: usize,
+    ) {
+        let d = qs[0].len();
+        let key = |j: usize| &keys[j * stride..j * stride + d];
+        let full = n - n % KEYS;
+        let scale4 = _mm_set1_ps(scale);
+        for j in (0..full).step_by(KEYS) {
+            // SAFETY: AVX2 present (this function's contract); the key slices are bounds-checked.
+            let dots = unsafe { dot4x4(qs, [key(j), key(j + 1), key(j + 2), key(j + 3)]) };
+            let bias: [f32; KEYS] = core::array::from_fn(|u| mask_bias(mask, j + u));
+            for (r, dr) in dots.iter().enumerate() {
+                let o = &mut out[r * n + j..r * n + j + KEYS];
+                // SAFETY: `bias` and `o` hold 4 floats.
+                unsafe {
+                    let v = _mm_add_ps(_mm_mul_ps(*dr, scale4), _mm_loadu_ps(bias.as_ptr()));
+                    _mm_storeu_ps(o.as_mut_ptr(), v);
+                }
+            }
+        }
+        for j in full..n {
+            for (r, q) in qs.iter().enumerate() {
+                out[r * n + j] = dot_f32(q, key(j)) * scale + mask_bias(mask, j);
+            }
+        }
+    }
+
+    /// `out[r·d..][..d] = Σ_j probs[r·n + j] · v_j` for the four rows; 16 columns per zmm,
+    /// the sum over `j` in order from +0.0 (as `context_body`).
+    ///
+    /// # Safety
+    /// AVX-512F present; `probs.len() = QROWS·n`, `out.len() = QROWS·d`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn context4(probs: &[f32], n: usize, values: &[f32], stride: usize, out: &mut [f32], d: usize) {
+        let (probs, out) = (&probs[..QROWS * n], &mut out[..QROWS * d]);
+        let mut c0 = 0;
+        while c0 < d {
+            // Up to 64 columns: 4 zmm per row, the last one masked to the columns that exist.
+            let w = (d - c0).min(64);
+            let masks: [__mmask16; 4] = core::array::from_fn(|i| {
+                let n = w.saturating_sub(16 * i).min(16);
+                ((1u32 << n) - 1) as __mmask16
+            });
+            let mut acc = [[_mm512_setzero_ps(); 4]; QROWS];
+            for j in 0..n {
+                let vj = &values[j * stride + c0..][..w];
+                // SAFETY: each load is masked to lanes `16·i + l < w = vj.len()`.
+                let v: [__m512; 4] =
+                    core::array::from_fn(|i| unsafe { _mm512_maskz_loadu_ps(masks[i], vj.as_ptr().add(16 * i)) });
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let p = _mm512_set1_ps(probs[r * n + j]);
+                    for i in 0..4 {
+                        if masks[i] != 0 {
+                            a[i] = _mm512_add_ps(a[i], _mm512_mul_ps(p, v[i]));
+                        }
+                    }
+                }
+            }
+            for (r, a) in acc.iter().enumerate() {
+                let o = &mut out[r * d + c0..][..w];
+                for i in 0..4 {
+                    // SAFETY: the store is masked to lanes `16·i + l < w = o.len()`.
+                    unsafe { _mm512_mask_storeu_ps(o.as_mut_ptr().add(16 * i), masks[i], a[i]) };
+                }
+            }
+            c0 += w;
+        }
+    }
+}
+
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 fn has_avx2() -> bool {
     std::is_x86_feature_detected!("avx2")
@@ -278,6 +415,43 @@ pub fn attention_context(probs: &[f32], values: &[f32], stride: usize, out: &mut
     return neon::context(probs, values, stride, out);
     #[allow(unreachable_code)]
     context_body(probs, values, stride, out)
+}
+
+/// [`attention_scores`] for `qs.len() ≤ QROWS` query rows: row `r`'s scores in
+/// `out[r·n..][..n]`, the same bits as one call per row.
+pub fn scores_rows(
+    qs: &[&[f32]],
+    keys: &[f32],
+    stride: usize,
+    scale: f32,
+    mask: Option<&[u32]>,
+    out: &mut [f32],
+    n: usize,
+) {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if qs.len() == QROWS && super::float_avx512() {
+        let q4: [&[f32]; QROWS] = core::array::from_fn(|r| qs[r]);
+        if q4.iter().all(|q| q.len() == q4[0].len()) {
+            // SAFETY: the `vnni` kernel was selected, so AVX2, AVX-512F and VL are present.
+            return unsafe { avx512::scores4(q4, keys, stride, scale, mask, &mut out[..QROWS * n], n) };
+        }
+    }
+    for (r, q) in qs.iter().enumerate() {
+        attention_scores(q, keys, stride, scale, mask, &mut out[r * n..(r + 1) * n]);
+    }
+}
+
+/// [`attention_context`] for `rows ≤ QROWS` rows of probabilities `probs[r·n..][..n]`,
+/// into `out[r·d..][..d]`: the same bits as one call per row.
+pub fn context_rows(probs: &[f32], n: usize, rows: usize, values: &[f32], stride: usize, out: &mut [f32], d: usize) {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if rows == QROWS && super::float_avx512() {
+        // SAFETY: the `vnni` kernel was selected, so AVX-512F is present.
+        return unsafe { avx512::context4(probs, n, values, stride, out, d) };
+    }
+    for r in 0..rows {
+        attention_context(&probs[r * n..(r + 1) * n], values, stride, &mut out[r * d..(r + 1) * d]);
+    }
 }
 
 #[cfg(test)]
@@ -317,6 +491,37 @@ mod tests {
                 want.iter_mut().zip(&kv[j * stride..][..d]).for_each(|(o, &v)| *o += pj * v);
             }
             assert_eq!(bits(&e), bits(&want), "context s {s} d {d}");
+        }
+    }
+
+    /// The query-blocked forms equal one call per row, bit for bit (AVX-512 where the
+    /// `vnni` kernel runs; the per-row loop elsewhere): head sizes and key counts around
+    /// the tiles, 1 to 4 rows.
+    #[test]
+    fn blocked_rows_equal_one_call_per_row() {
+        for (s, d, stride) in [(37, 64, 100), (5, 100, 130), (8, 13, 13), (1, 64, 64), (130, 128, 128), (19, 80, 90)] {
+            let f = |i: usize| ((i * 2654435761) % 1000) as f32 / 137.0 - 3.5;
+            let kv: Vec<f32> = (0..s * stride).map(f).collect();
+            let qrows: Vec<Vec<f32>> = (0..QROWS).map(|r| (0..d).map(|i| f(i * 3 + r + 11)).collect()).collect();
+            let mask: Vec<u32> = (0..s).map(|j| (j % 7 != 3) as u32).collect();
+            for rows in 1..=QROWS {
+                let qs: Vec<&[f32]> = qrows[..rows].iter().map(|q| &q[..]).collect();
+                let mut got = vec![0f32; rows * s];
+                scores_rows(&qs, &kv, stride, 0.125, Some(&mask), &mut got, s);
+                let mut want = vec![0f32; rows * s];
+                for r in 0..rows {
+                    scores_body(qs[r], &kv, stride, 0.125, Some(&mask), &mut want[r * s..(r + 1) * s]);
+                }
+                assert_eq!(bits(&got), bits(&want), "scores s {s} d {d} rows {rows}");
+                let p: Vec<f32> = got.iter().map(|v| (v.abs() / 7.0).min(1.0)).collect();
+                let mut got = vec![0f32; rows * d];
+                context_rows(&p, s, rows, &kv, stride, &mut got, d);
+                let mut want = vec![0f32; rows * d];
+                for r in 0..rows {
+                    context_body(&p[r * s..(r + 1) * s], &kv, stride, &mut want[r * d..(r + 1) * d]);
+                }
+                assert_eq!(bits(&got), bits(&want), "context s {s} d {d} rows {rows}");
+            }
         }
     }
 }

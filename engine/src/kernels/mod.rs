@@ -270,6 +270,31 @@ pub(crate) fn active() -> Kernel {
     }
 }
 
+/// Whether the float loops (`ops`, attention) take their AVX-512 forms: when the process's
+/// GEMM kernel is `vnni` (so AVX-512F, BW, VL and VNNI are present, and `ALBERT_KERNEL`
+/// forcing another kernel selects the portable float loops too). Same bits either way.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+pub(crate) fn float_avx512() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| selected().is_ok_and(|k| k.name() == "vnni"))
+}
+
+/// Runs `f` compiled for AVX-512 when [`float_avx512`] holds, else as built: for plain
+/// element-wise loops (dequantization, bias, outlier channels), which LLVM then
+/// vectorises 16 lanes wide instead of the default build's 4 (SSE2). Rust never
+/// reassociates or contracts float operations, so the bits are the same either way.
+/// Everything `f` calls must be `#[inline(always)]` to be compiled inside.
+#[inline(always)]
+pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if float_avx512() {
+        // SAFETY: `float_avx512` holds only where the `vnni` kernel runs: AVX-512F, BW and
+        // VL are present.
+        return unsafe { x86::in_avx512(f) };
+    }
+    f()
+}
+
 /// Columns per L2 block: the driver walks `nb` weight rows (`nb·k` bytes, about 128 KiB,
 /// a multiple of the tile width `c`) against every row tile of the activations, so the
 /// block stays in L2 while the activation tile (`r·k` bytes) stays in L1.

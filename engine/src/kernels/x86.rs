@@ -598,3 +598,13 @@ unsafe fn transpose_16x16(r: [__m512i; 16]) -> [__m512i; 16] {
         out
     }
 }
+
+/// Calls `f` inside a function compiled for AVX-512 (F, BW, VL), where LLVM inlines it and
+/// vectorises its loops for those features (`super::vectorized`).
+///
+/// # Safety
+/// AVX-512F, BW and VL present.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+pub(crate) unsafe fn in_avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}

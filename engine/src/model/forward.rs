@@ -7,6 +7,7 @@ use super::weights::{Layer, Linear, Matrix, Norm};
 use super::{Inputs, Model};
 use crate::config::ModelConfig;
 use crate::error::Error;
+use crate::kernels::attention::QROWS;
 use crate::kernels::{self, attention, scalar};
 use crate::ops;
 use crate::par::{Chunks, Columns, ColumnsMut, Par, Partition};
@@ -187,26 +188,34 @@ fn linear_with(
                     } else {
                         kern.gemm_i8_i32(rows, nc, k, &qx[r0 * k..(r0 + rows) * k], wq, &mut acc32[..rows * nc]);
                     }
-                    for r in r0..r0 + rows {
-                        let (t, c) = (qs[r], qc[r]);
-                        let out = yv.row(r);
-                        let at = (r - r0) * nc..(r - r0 + 1) * nc;
-                        if act16 {
-                            for ((o, &a), &s) in out.iter_mut().zip(&acc64[at]).zip(sc) {
-                                *o = t * s * a as f32;
+                    kernels::vectorized(
+                        #[inline(always)]
+                        || {
+                            for r in r0..r0 + rows {
+                                let (t, c) = (qs[r], qc[r]);
+                                let out = yv.row(r);
+                                let at = (r - r0) * nc..(r - r0 + 1) * nc;
+                                if act16 {
+                                    for ((o, &a), &s) in out.iter_mut().zip(&acc64[at]).zip(sc) {
+                                        *o = t * s * a as f32;
+                                    }
+                                } else {
+                                    for ((o, &a), &s) in out.iter_mut().zip(&acc32[at]).zip(sc) {
+                                        *o = t * s * a as f32;
+                                    }
+                                }
+                                if let Some(rs) = lin.row_sum {
+                                    // The centre c of the token's range times Σ_k W[n][k].
+                                    out.iter_mut().zip(&rs[js.clone()]).for_each(|(o, &s)| *o += c * s);
+                                }
                             }
-                        } else {
-                            for ((o, &a), &s) in out.iter_mut().zip(&acc32[at]).zip(sc) {
-                                *o = t * s * a as f32;
-                            }
-                        }
-                        if let Some(rs) = lin.row_sum {
-                            // The centre c of the token's range times Σ_k W[n][k].
-                            out.iter_mut().zip(&rs[js.clone()]).for_each(|(o, &s)| *o += c * s);
-                        }
-                    }
+                        },
+                    );
                 }
-                epilogue(x, m, k, lin, &mut yv);
+                kernels::vectorized(
+                    #[inline(always)]
+                    || epilogue(x, m, k, lin, &mut yv),
+                );
             });
         }
     }
@@ -215,6 +224,7 @@ fn linear_with(
 /// The bias and the f32 outlier channels of `lin`, added to one part's columns of `y`:
 /// `y = (y + b) + Σ_j x[col_j]·w[n][j]`, the sum from −0.0 in order of `j` (as
 /// `Iterator::sum`), for every element.
+#[inline(always)]
 fn epilogue(x: &[f32], m: usize, k: usize, lin: &Linear<'_>, yv: &mut ColumnsMut<'_, f32>) {
     let js = yv.cols();
     let bias = &lin.b[js.clone()];
@@ -355,7 +365,7 @@ impl Model<'_> {
         let c: ModelConfig = *self.config();
         let (b, s) = (inputs.batch, inputs.seq_len);
         let plan = Plan::new(&c, s, b);
-        let r = plan.carve(&c, s, scratch)?;
+        let r = plan.carve(&c, scratch)?;
         let t = plan.tokens;
         let (e, h) = (c.embedding_size as usize, c.hidden_size as usize);
         let w = &self.weights;
@@ -439,11 +449,12 @@ fn layer_forward<O: Observer>(
     // probabilities per head.
     let heads = par.partition(nh, 1);
     let ctx = Columns::new(&mut *x.ctx, t, h, heads, d);
-    let probs = Chunks::new(&mut *x.probs, heads, s);
+    // Per head: QROWS rows of probabilities and of context (`scratch::Plan`).
+    let probs = Chunks::new(&mut *x.probs, heads, QROWS * (s + d));
     let (q, k, v) = (&*x.q, &*x.k, &*x.v);
     par.run(&heads, &|p| {
         let mut ctx = ctx.take(p);
-        let probs = &mut probs.take(p)[..s];
+        let (probs, out) = probs.take(p)[..QROWS * (s + d)].split_at_mut(QROWS * s);
         let first = ctx.cols().start;
         for head in heads.range(p) {
             let col = head * d;
@@ -453,13 +464,18 @@ fn layer_forward<O: Observer>(
                 let keys = &k[base * h + col..];
                 let values = &v[base * h + col..];
                 let mask = inp.attention_mask.map(|m| &m[base..base + s]);
-                for i in 0..s {
-                    let qi = &q[(base + i) * h + col..][..d];
+                // QROWS query rows at a time, sharing each key and value load.
+                for i in (0..s).step_by(QROWS) {
+                    let rows = QROWS.min(s - i);
+                    let qs: [&[f32]; QROWS] =
+                        core::array::from_fn(|r| &q[(base + i + r.min(rows - 1)) * h + col..][..d]);
                     // transformers adds finfo(float32).min where the mask is 0.
-                    attention::attention_scores(qi, keys, h, scale, mask, probs);
-                    ops::softmax(probs);
-                    let out = &mut ctx.row(base + i)[col - first..][..d];
-                    attention::attention_context(probs, values, h, out);
+                    attention::scores_rows(&qs[..rows], keys, h, scale, mask, probs, s);
+                    probs[..rows * s].chunks_exact_mut(s).for_each(ops::softmax);
+                    attention::context_rows(probs, s, rows, values, h, out, d);
+                    for r in 0..rows {
+                        ctx.row(base + i + r)[col - first..][..d].copy_from_slice(&out[r * d..][..d]);
+                    }
                 }
             }
         }

@@ -2,6 +2,7 @@
 
 use crate::config::{Heads, ModelConfig};
 use crate::error::Error;
+use crate::kernels::attention::QROWS;
 
 /// Rows of activations one int8 GEMM call takes at most (its i32 output block is
 /// `GEMM_ROWS × N`); longer inputs are processed in blocks of rows.
@@ -17,6 +18,7 @@ pub(crate) struct Plan {
     acc32: usize,
     i8s: usize,
     i16s: usize,
+    probs: usize,
 }
 
 impl Plan {
@@ -29,11 +31,11 @@ impl Plan {
             max_n = max_n.max(c.vocab_size as usize);
         }
         // hidden, attention out, q, k, v, context: T×H each; FFN: T×I; embeddings: T×E;
-        // attention probabilities: one row of S per head; per-token activation scales and centres: 2T;
+        // attention: QROWS rows of S probabilities and of a head's context per head; per-token activation scales and centres: 2T;
         // a dequantized weight row: max K; head temporaries: H + E.
         let nh = c.num_attention_heads as usize;
-        let f32s =
-            t.saturating_mul(6 * h + i + e + 2).saturating_add(seq.saturating_mul(nh).saturating_add(max_k + h + e));
+        let probs = nh.saturating_mul(QROWS).saturating_mul(seq.saturating_add(c.head_dim()));
+        let f32s = t.saturating_mul(6 * h + i + e + 2).saturating_add(probs.saturating_add(max_k + h + e));
         // i32s holds the i32 accumulators of int8 GEMMs: a block of up to GEMM_ROWS output
         // rows of the widest hidden/FFN linear, and at least one row of any linear; then
         // max_n i64 ones for int16-activation GEMMs (2 words each, plus one word of
@@ -46,6 +48,7 @@ impl Plan {
             i32s: acc32.saturating_add(max_n.saturating_mul(2)).saturating_add(1),
             i8s: t.saturating_mul(max_k),
             i16s: t.saturating_mul(max_k),
+            probs,
         }
     }
 
@@ -111,7 +114,7 @@ fn split_acc(acc: &mut [i32], acc32: usize) -> (&mut [i32], &mut [i64]) {
 
 impl Plan {
     /// Splits `bytes` into typed regions; errors when it is too small.
-    pub fn carve<'s>(&self, c: &ModelConfig, seq: usize, bytes: &'s mut [u8]) -> Result<Regions<'s>, Error> {
+    pub fn carve<'s>(&self, c: &ModelConfig, bytes: &'s mut [u8]) -> Result<Regions<'s>, Error> {
         let found = bytes.len();
         let needed = self.bytes();
         if found < needed {
@@ -134,7 +137,7 @@ impl Plan {
         let ctx = take(&mut floats, t * h);
         let ffn = take(&mut floats, t * i);
         let emb = take(&mut floats, t * e);
-        let probs = take(&mut floats, seq * c.num_attention_heads as usize);
+        let probs = take(&mut floats, self.probs);
         let qs = take(&mut floats, t);
         let qc = take(&mut floats, t);
         let wrow = take(&mut floats, max_k);

@@ -18,13 +18,9 @@ mod avx512;
 
 const LANES: usize = 8;
 
-/// Whether the 16-lane AVX-512 loops (`avx512.rs`, the same bits) run: when the process's
-/// GEMM kernel is `vnni`, so that `ALBERT_KERNEL` selects the float loops too.
+/// Whether the 16-lane AVX-512 loops (`avx512.rs`, the same bits) run.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
-fn use_avx512() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| crate::kernels::selected().is_ok_and(|k| k.name() == "vnni"))
-}
+use crate::kernels::float_avx512 as use_avx512;
 
 // The constants of `exp_neg`, GELU and `quantize8`, shared with the AVX-512 versions.
 /// ln(2⁻¹²⁶): the smallest argument of `exp_neg` whose result is a normal f32.
