@@ -1,7 +1,7 @@
 //! Best-of-N GEMM throughput per kernel, for machines too noisy for criterion's means.
 //!
 //! `cargo run --release -p albert-engine --example gemm_best [-- KERNEL [REPS]]`: for each
-//! of the ALBERT-base shapes and M in {8, 32, 128, 384}, the fastest of REPS (default 200)
+//! of the ALBERT-base shapes and M in {8, 32, 64, 128, 384}, the fastest of REPS (default 200)
 //! timed calls, in Gelem/s (one int8 multiply-add = 2 elements, as in `benches/gemm.rs`).
 //! On a shared host, the fastest call is the one least disturbed by neighbours; the
 //! criterion benches remain the reference where the machine is quiet.
@@ -33,7 +33,7 @@ fn main() {
     println!("kernel {}, best of {reps}", kern.name());
     for (n, k) in [(768usize, 768usize), (3072, 768), (768, 3072)] {
         let b = fill(n * k, 7);
-        for m in [8usize, 32, 128, 384] {
+        for m in [8usize, 32, 64, 128, 384] {
             let a = fill(m * k, 3);
             let mut c = vec![0i32; m * n];
             let mut best = f64::INFINITY;

@@ -514,17 +514,39 @@ unsafe fn bcast_tile<const P: usize>(
         }
         let bias_lane = _mm512_set1_epi32(TOK as i32);
         let mask: __mmask16 = (1u16 << cols) - 1;
-        for q in 0..P {
-            let mut v = [_mm512_setzero_si512(); 16];
-            for (v, acc) in v.iter_mut().zip(&acc) {
-                *v = _mm512_sub_epi32(acc[q], _mm512_permutexvar_epi32(bias_lane, acc[q]));
-            }
-            let v = transpose_16x16(v);
-            for (t, &row) in v.iter().enumerate().take(rows.saturating_sub(q * TOK).min(TOK)) {
-                let dst = c.add((q * TOK + t) * n);
-                let row = if add { _mm512_add_epi32(row, _mm512_maskz_loadu_epi32(mask, dst)) } else { row };
-                _mm512_mask_storeu_epi32(dst, mask, row);
-            }
+        // One panel's accumulators, passed by value with constant panel indices: a loop over
+        // `q` indexed `acc` at run time, which kept it in memory (a `memset` per tile).
+        let geometry = (c, n, rows, mask, add);
+        store_panel(0, core::array::from_fn(|r| acc[r][0]), bias_lane, geometry);
+        if P == 2 {
+            store_panel(1, core::array::from_fn(|r| acc[r][1 % P]), bias_lane, geometry);
+        }
+    }
+}
+
+/// Stores panel `q` of a [`bcast_tile`]: `a` less its bias lane, transposed, to the tile's
+/// rows of that panel.
+///
+/// # Safety
+/// As [`bcast_tile`]'s.
+#[inline(always)]
+unsafe fn store_panel(
+    q: usize,
+    a: [__m512i; BR],
+    bias_lane: __m512i,
+    (c, n, rows, mask, add): (*mut i32, usize, usize, __mmask16, bool),
+) {
+    // SAFETY: stores inside the tile of `c` (the caller's contract); register-only otherwise.
+    unsafe {
+        let v: [__m512i; 16] = core::array::from_fn(|r| match a.get(r) {
+            Some(&a) => _mm512_sub_epi32(a, _mm512_permutexvar_epi32(bias_lane, a)),
+            None => _mm512_setzero_si512(),
+        });
+        let v = transpose_16x16(v);
+        for (t, &row) in v.iter().enumerate().take(rows.saturating_sub(q * TOK).min(TOK)) {
+            let dst = c.add((q * TOK + t) * n);
+            let row = if add { _mm512_add_epi32(row, _mm512_maskz_loadu_epi32(mask, dst)) } else { row };
+            _mm512_mask_storeu_epi32(dst, mask, row);
         }
     }
 }
