@@ -53,8 +53,8 @@ def cargo_bin(target_dir: Path, kind: str, name: str) -> Path:
 
 def build(target_dir: Path) -> None:
     env = dict(os.environ, CARGO_TARGET_DIR=str(target_dir))
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "albert-tools", "--bin", "albert", "--bin", "quantize"],
-                   check=True, cwd=REPO, env=env)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "albert-tools", "--bin", "albert", "-p", "albert-quantize",
+                    "--bin", "quantize"], check=True, cwd=REPO, env=env)
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "albert-tests", "--example",
                     "write_outlier_checkpoint"], check=True, cwd=REPO, env=env)
 

@@ -188,7 +188,7 @@ fn forward_and_embed_agree_with_the_engine() {
 #[test]
 fn classify_agrees_with_the_engine_and_missing_parts_are_unsupported() {
     use albert_engine::config::DType;
-    use albert_tools::{checkpoint, pack};
+    use albert_quantize::{checkpoint, pack};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/seq_cls_relu");
     let (bytes, _) = pack::pack(&checkpoint::load(&dir, None).unwrap(), DType::I8).unwrap();
     let blob = pack::AlignedBlob::new(&bytes);

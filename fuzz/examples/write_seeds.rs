@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use albert_fuzz::{TINY_SPIECE, TINY_TOKENIZER_JSON, tiny_blobs, without_unicode_tables};
-use albert_tools::tokenizer as tk;
+use albert_quantize::tokenizer as tk;
 use safetensors::tensor::{Dtype, TensorView};
 
 fn main() -> std::io::Result<()> {

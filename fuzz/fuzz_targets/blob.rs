@@ -4,7 +4,7 @@
 #![no_main]
 
 use albert_fuzz::{exercise_blob, reseal};
-use albert_tools::pack::AlignedBlob;
+use albert_quantize::pack::AlignedBlob;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use albert_tools::checkpoint::{self, Task, Tensor};
+use albert_quantize::checkpoint::{self, Task, Tensor};
 use libfuzzer_sys::fuzz_target;
 
 fn tensors() -> &'static BTreeMap<String, Tensor> {

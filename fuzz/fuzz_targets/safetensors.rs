@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use albert_engine::config::DType;
-use albert_tools::checkpoint::{self, ConfigJson};
-use albert_tools::pack::{self, PackOptions};
+use albert_quantize::checkpoint::{self, ConfigJson};
+use albert_quantize::pack::{self, PackOptions};
 use libfuzzer_sys::fuzz_target;
 
 fn config() -> &'static ConfigJson {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use albert_fuzz::exercise_spec;
-use albert_tools::tokenizer as tk;
+use albert_quantize::tokenizer as tk;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

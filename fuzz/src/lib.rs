@@ -9,9 +9,9 @@ use albert_engine::config::DType;
 use albert_engine::format::{self, Blob, CHECKSUM_OFFSET};
 use albert_engine::tokenizer::{EncodeOptions, Encoding, Mode, NChar, Node, Truncation, Workspace};
 use albert_engine::{Inputs, Model, Tokenizer};
-use albert_tools::checkpoint::{self, Checkpoint, Task, Tensor};
-use albert_tools::pack::{self, AlignedBlob, PackOptions};
-use albert_tools::tokenizer::{self as tk, Step, TokenizerSpec};
+use albert_quantize::checkpoint::{self, Checkpoint, Task, Tensor};
+use albert_quantize::pack::{self, AlignedBlob, PackOptions};
+use albert_quantize::tokenizer::{self as tk, Step, TokenizerSpec};
 
 macro_rules! repo_file {
     ($p:literal) => {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use albert_engine::config::DType;
 use albert_engine::threads::{self, Pool};
 use albert_engine::{Inputs, Model};
-use albert_tools::{checkpoint, pack};
+use albert_quantize::{checkpoint, pack};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 fn latency(c: &mut Criterion) {

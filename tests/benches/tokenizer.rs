@@ -17,8 +17,8 @@ use serde_json::Value;
 fn main() {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/tokenizer");
     let json = std::fs::read_to_string(dir.join("tokenizer.json")).expect("tokenizer.json");
-    let spec = albert_tools::tokenizer::from_tokenizer_json(&serde_json::from_str(&json).unwrap()).unwrap();
-    let section = albert_tools::tokenizer::build_section(&spec).unwrap();
+    let spec = albert_quantize::tokenizer::from_tokenizer_json(&serde_json::from_str(&json).unwrap()).unwrap();
+    let section = albert_quantize::tokenizer::build_section(&spec).unwrap();
     let ours = Tokenizer::from_section(&section).unwrap();
     let peer = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
     let g: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("goldens.json")).unwrap()).unwrap();

@@ -6,9 +6,9 @@
 
 use albert_engine::Model;
 use albert_engine::config::DType;
+use albert_quantize::pack::PackOptions;
 use albert_tests::{Fixture, fixture_names};
 use albert_tools::eval;
-use albert_tools::pack::PackOptions;
 
 fn main() -> anyhow::Result<()> {
     let plain = PackOptions::plain(DType::I8);

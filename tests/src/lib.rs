@@ -9,9 +9,9 @@ pub mod synth;
 use std::path::PathBuf;
 
 use albert_engine::config::DType;
-use albert_tools::checkpoint;
+use albert_quantize::checkpoint;
+use albert_quantize::pack::{self, AlignedBlob};
 pub use albert_tools::goldens::{Array, Case, Goldens, cosine, engine_name, rel_max_err, run_case};
-use albert_tools::pack::{self, AlignedBlob};
 use anyhow::{Context, Result, anyhow};
 use serde_json::Value;
 

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use albert_engine::Model;
 use albert_engine::config::DType;
-use albert_tools::checkpoint::{self, Tensor};
-use albert_tools::pack::{self, AlignedBlob, PackOptions};
+use albert_quantize::checkpoint::{self, Tensor};
+use albert_quantize::pack::{self, AlignedBlob, PackOptions};
 
 const CONFIG: &str = r#"{
   "architectures": ["AlbertForMaskedLM"], "model_type": "albert",

@@ -5,9 +5,9 @@
 
 use albert_engine::Model;
 use albert_engine::config::DType;
+use albert_quantize::pack::PackOptions;
 use albert_tests::{Fixture, fixture_names, fixtures_dir};
 use albert_tools::eval::{self, Report};
-use albert_tools::pack::PackOptions;
 use serde_json::Value;
 
 fn ort(fixture: &str) -> Value {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use albert_engine::Model;
 use albert_engine::config::DType;
 use albert_engine::threads::Pool;
+use albert_quantize::pack::PackOptions;
 use albert_tests::{Fixture, run_case};
-use albert_tools::pack::PackOptions;
 
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()

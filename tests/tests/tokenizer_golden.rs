@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use albert_engine::Tokenizer;
 use albert_engine::tokenizer::{EncodeOptions, Encoding, OwnedWorkspace, Truncation};
-use albert_tools::tokenizer::{self as tk, TokenizerMode};
+use albert_quantize::tokenizer::{self as tk, TokenizerMode};
 use serde_json::Value;
 
 fn fixture_dir() -> PathBuf {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use albert_engine::{Inputs, Model};
-use anyhow::{Context, Result, anyhow, ensure};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -145,6 +145,27 @@ pub fn against_model(model: &Model<'_>, reference: &Model<'_>, seqs: &[Vec<u32>]
         acc.add_case(&mine, &theirs, &case, a.hidden_size as usize, a.vocab_size as usize);
     }
     Ok(acc.finish())
+}
+
+/// Reads a file of token ids (`albert eval --ids-file`, `quantize --calib-ids`): one sequence
+/// per line, ids separated by commas or spaces.
+pub fn read_ids(path: &Path) -> Result<Vec<Vec<u32>>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut seqs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let ids: Vec<u32> = line
+            .split([',', ' ', '\t'])
+            .filter(|t| !t.is_empty())
+            .map(|t| t.parse().with_context(|| format!("{}:{}: `{t}` is not a token id", path.display(), n + 1)))
+            .collect::<Result<_>>()?;
+        if !ids.is_empty() {
+            seqs.push(ids);
+        }
+    }
+    if seqs.is_empty() {
+        bail!("{}: no sequences", path.display());
+    }
+    Ok(seqs)
 }
 
 /// Fill-mask agreement on a held-out set (`heldout.json`: `input_ids`, `mask_position`,

@@ -10,8 +10,6 @@ use anyhow::{Result, anyhow};
 use safetensors::SafeTensors;
 use serde_json::Value;
 
-pub use crate::report::cosine;
-
 /// A float tensor with its shape.
 #[derive(Clone, Debug)]
 pub struct Array {
@@ -172,6 +170,17 @@ pub fn run_case(model: &Model<'_>, case: &Case) -> Result<BTreeMap<String, Array
 /// `prediction_logits`.
 pub fn engine_name<'a>(model_class: &str, output: &'a str) -> &'a str {
     if model_class == "AlbertForMaskedLM" && output == "logits" { "prediction_logits" } else { output }
+}
+
+/// Cosine similarity (1 when both vectors are zero).
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        ab += x as f64 * y as f64;
+        aa += x as f64 * x as f64;
+        bb += y as f64 * y as f64;
+    }
+    if aa == 0.0 && bb == 0.0 { 1.0 } else { ab / (aa.sqrt() * bb.sqrt()).max(1e-300) }
 }
 
 /// `max |a - b| / max |b|`: the error relative to the output's scale.

@@ -1,13 +1,7 @@
-//! Host-side library behind the `quantize` and `albert` binaries: reading Hugging Face
-//! checkpoints, packing them into `.albq` blobs, and writing files atomically.
+//! Host-side library behind the `albert` binary: the pipelines (fill-mask, classify, …),
+//! the goldens written by transformers, and `albert eval`. Reading checkpoints and packing
+//! blobs is in `albert-quantize` (tools/quantize), which the `albert` binary does not need.
 
-pub mod calib;
-pub mod checkpoint;
 pub mod eval;
 pub mod goldens;
-pub mod gptq;
-pub mod pack;
 pub mod pipelines;
-pub mod report;
-pub mod tokenizer;
-pub mod write;

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use albert_engine::config::DType;
-use albert_tools::{checkpoint, pack, tokenizer};
+use albert_quantize::{checkpoint, pack, tokenizer};
 use serde_json::{Value, json};
 
 const TOL: f64 = 1e-3;

@@ -508,7 +508,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
         (Some(r), _) => {
             let reference = Model::open(r)?;
             let ids = args.ids_file.as_ref().context("--reference needs --ids-file")?;
-            Some(eval::against_model(model, reference.model(), &albert_tools::calib::read_ids(ids)?)?)
+            Some(eval::against_model(model, reference.model(), &eval::read_ids(ids)?)?)
         }
         (None, Some(dir)) => Some(eval::against_goldens(model, dir)?),
         (None, None) => None,

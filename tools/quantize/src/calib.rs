@@ -106,25 +106,8 @@ pub fn synthetic_ids(c: &ModelConfig, n: usize, len: usize) -> Vec<Vec<u32>> {
         .collect()
 }
 
-/// Reads `--calib-ids`: one sequence per line, ids separated by commas or spaces.
-pub fn read_ids(path: &Path) -> Result<Vec<Vec<u32>>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut seqs = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let ids: Vec<u32> = line
-            .split([',', ' ', '\t'])
-            .filter(|t| !t.is_empty())
-            .map(|t| t.parse().with_context(|| format!("{}:{}: `{t}` is not a token id", path.display(), n + 1)))
-            .collect::<Result<_>>()?;
-        if !ids.is_empty() {
-            seqs.push(ids);
-        }
-    }
-    if seqs.is_empty() {
-        bail!("{}: no sequences", path.display());
-    }
-    Ok(seqs)
-}
+/// Reads `--calib-ids` (defined beside `albert eval`, which reads the same files).
+pub use albert_tools::eval::read_ids;
 
 /// Reads `--calib-text`: one input per line, a tab separating a pair's two texts; each
 /// tokenized with the blob's tokenizer `section` (`[CLS] A [SEP] (B [SEP])`), truncated to

@@ -1,24 +1,38 @@
-//! `quantize`: Hugging Face ALBERT checkpoint directory → one `.albq` blob.
+//! The `quantize` binary (Hugging Face ALBERT checkpoint directory → one `.albq` blob): its
+//! arguments and what `main` runs. The binary is `Args::parse()` then [`run`]; a test does
+//! the same in-process:
+//!
+//! ```no_run
+//! use albert_quantize::cli::{Args, run};
+//! use clap::Parser;
+//!
+//! let args = Args::try_parse_from(["quantize", "tests/fixtures/albert_model", "-o", "m.albq", "-q"])?;
+//! let mut stdout = Vec::new();
+//! run(&args, &mut stdout, false)?;
+//! # Ok::<(), anyhow::Error>(())
+//! ```
 
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use albert_engine::config::DType;
-use albert_tools::checkpoint::{self, Task};
-use albert_tools::{calib, pack, report, tokenizer, write};
 use clap::{Parser, ValueEnum};
+
+use crate::checkpoint::{self, Task};
+use crate::{calib, gptq, pack, report, tokenizer, write};
 
 /// Which tokenization semantics the packed tokenizer follows.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum TokMode {
+pub enum TokMode {
     /// `tokenizers` running `tokenizer.json` (what `AlbertTokenizerFast` gives).
     Fast,
     /// The slow SentencePiece-based `AlbertTokenizer` (from spiece.model; ids only, no offsets).
     Sentencepiece,
 }
 
+/// `--dtype`: precision of the matrix weights.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum WeightDtype {
+pub enum WeightDtype {
     F32,
     F16,
     Int8,
@@ -26,71 +40,71 @@ enum WeightDtype {
 
 /// Pack a Hugging Face ALBERT checkpoint (config.json + model.safetensors) into an .albq blob.
 #[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
+#[command(name = "quantize", version)]
+pub struct Args {
     /// Checkpoint directory, as `save_pretrained` or `huggingface-cli download` leaves it.
-    checkpoint: PathBuf,
+    pub checkpoint: PathBuf,
     /// Output blob.
     #[arg(short, long, default_value = "model.albq")]
-    output: PathBuf,
+    pub output: PathBuf,
     /// Precision of the matrix weights (biases and LayerNorms stay f32).
     #[arg(long, value_enum, default_value = "int8")]
-    dtype: WeightDtype,
+    pub dtype: WeightDtype,
     /// Which head `classifier` is, when config.json's `architectures` does not say.
     #[arg(long, value_enum)]
-    task: Option<Task>,
+    pub task: Option<Task>,
     /// Print only the summary line, not every tensor, and no progress bar.
     #[arg(short, long)]
-    quiet: bool,
+    pub quiet: bool,
     /// Tokenizer semantics to pack (from `tokenizer.json`, else `spiece.model`).
     #[arg(long, value_enum, default_value = "fast")]
-    tokenizer_mode: TokMode,
+    pub tokenizer_mode: TokMode,
     /// Directory to take the tokenizer from (default: the checkpoint directory).
     #[arg(long)]
-    tokenizer: Option<PathBuf>,
+    pub tokenizer: Option<PathBuf>,
     /// Pack no tokenizer even when the checkpoint has one.
     #[arg(long, conflicts_with = "tokenizer")]
-    no_tokenizer: bool,
+    pub no_tokenizer: bool,
     /// int8: SmoothQuant strength α in [0, 1]: move activation outliers into the weights
     /// with per-input-channel factors a^α / w^(1-α) from calibration (off by default).
     #[arg(long, value_name = "ALPHA")]
-    smooth: Option<f32>,
+    pub smooth: Option<f32>,
     /// int8: plain scheme (no outlier split, symmetric activations, max-abs weights).
     #[arg(long)]
-    plain: bool,
+    pub plain: bool,
     /// int8: symmetric per-token activations instead of centred ones.
     #[arg(long)]
-    symmetric_act: bool,
+    pub symmetric_act: bool,
     /// int8: weight scales from each row's max |w| instead of the least-squared-error search.
     #[arg(long)]
-    maxabs_weights: bool,
+    pub maxabs_weights: bool,
     /// int8: compute in f32 the input channels whose calibrated max exceeds this many
     /// times the median (at most K/32 per GEMM); 0 disables.
     #[arg(long, value_name = "RATIO", default_value_t = pack::DEFAULT_OUTLIER_THRESHOLD)]
-    outlier_threshold: f32,
+    pub outlier_threshold: f32,
     /// int8: linears (name suffixes, comma separated) whose GEMM takes int16 activations;
     /// `none` for none.
     #[arg(long, value_delimiter = ',', value_name = "NAMES", default_value = "ffn_output")]
-    act16: Vec<String>,
+    pub act16: Vec<String>,
     /// int8: round weights to the nearest level instead of GPTQ's error-compensating
     /// rounding (default: GPTQ on the encoder's linears, from the calibration inputs).
     #[arg(long)]
-    nearest_rounding: bool,
+    pub nearest_rounding: bool,
     /// Calibration sequences: a file with one sequence of token ids per line (comma or
     /// space separated). Without it, built-in synthetic sequences are used.
     #[arg(long, value_name = "FILE", conflicts_with = "calib_text")]
-    calib_ids: Option<PathBuf>,
+    pub calib_ids: Option<PathBuf>,
     /// Calibration text: a file with one input per line (a tab separates a pair's two
     /// texts), tokenized with the checkpoint's tokenizer; up to 128 tokens each.
     #[arg(long, value_name = "FILE")]
-    calib_text: Option<PathBuf>,
+    pub calib_text: Option<PathBuf>,
     /// Print quantization error: SQNR per tensor, and per GEMM and per iteration of the
     /// shared layer against the f32 model on the calibration sequences.
     #[arg(long)]
-    report: bool,
+    pub report: bool,
     /// With --report: print the report as one JSON object instead of tables.
     #[arg(long, requires = "report")]
-    json: bool,
+    pub json: bool,
 }
 
 /// A progress bar on stderr; hidden with -q, --json, or when stderr is not a terminal.
@@ -104,9 +118,12 @@ fn progress_bar(hidden: bool) -> indicatif::ProgressBar {
     bar
 }
 
-fn run(args: &Args) -> anyhow::Result<()> {
+/// Runs `quantize` with `args`: writes the blob to `args.output` and to `out` what the
+/// binary prints on stdout (the tensor table, the report, the summary line). `progress`:
+/// draw a progress bar on stderr when it is a terminal (never with -q or --json).
+pub fn run(args: &Args, out: &mut dyn Write, progress: bool) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let bar = progress_bar(args.quiet || args.json);
+    let bar = progress_bar(!progress || args.quiet || args.json);
     bar.set_message(format!("reading {}", args.checkpoint.display()));
     let ck = checkpoint::load(&args.checkpoint, args.task)?;
     let dtype = match args.dtype {
@@ -194,7 +211,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     }
     if let (Some(f), true) = (&f32_blob, opts.gptq) {
         let model = albert_engine::Model::from_bytes(f.as_bytes())?;
-        opts.hessians = Some(std::sync::Arc::new(albert_tools::gptq::collect(&model, &seqs)?));
+        opts.hessians = Some(std::sync::Arc::new(gptq::collect(&model, &seqs)?));
     }
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} [{bar:32}] {pos}/{len} tensors  {elapsed}  {wide_msg}")
@@ -225,28 +242,29 @@ fn run(args: &Args) -> anyhow::Result<()> {
                     "sqnr_db": if p.sqnr_db.is_finite() { Some(p.sqnr_db) } else { None }})
             })
             .collect();
-        let out = serde_json::json!({
+        let json = serde_json::json!({
             "output": args.output, "bytes": bytes.len(), "dtype": dtype.name(), "smooth_alpha": opts.smooth_alpha,
             "calibration_sequences": seqs.len(), "tensors": tensors, "end_to_end": end_to_end,
         });
-        println!("{out}");
+        writeln!(out, "{json}")?;
         return Ok(());
     }
     if !args.quiet {
-        println!("{:<72} {:>5} {:>16} {:>10} {:>9}", "tensor", "dtype", "shape", "bytes", "SQNR dB");
+        writeln!(out, "{:<72} {:>5} {:>16} {:>10} {:>9}", "tensor", "dtype", "shape", "bytes", "SQNR dB")?;
         for p in &summary {
             let shape = p.shape.iter().map(u32::to_string).collect::<Vec<_>>().join("x");
             let sqnr = if p.sqnr_db.is_finite() { format!("{:.2}", p.sqnr_db) } else { "-".into() };
-            println!("{:<72} {:>5} {:>16} {:>10} {:>9}", p.name, p.dtype.name(), shape, p.bytes, sqnr);
+            writeln!(out, "{:<72} {:>5} {:>16} {:>10} {:>9}", p.name, p.dtype.name(), shape, p.bytes, sqnr)?;
         }
     }
     if let Some(r) = &end_to_end {
-        report::print_end_to_end(r);
-        println!();
+        report::print_end_to_end(r, out)?;
+        writeln!(out)?;
     }
     let c = &ck.config;
     let f32_bytes: usize = ck.tensors.values().map(|t| 4 * t.values.len()).sum();
-    println!(
+    writeln!(
+        out,
         "wrote {}: {:?} (hidden {}, {} iterations over {} group(s)), {} tensors, {} weights, {}, {} bytes \
          ({:.1}x smaller than the f32 weights) in {:.1} s",
         args.output.display(),
@@ -260,17 +278,6 @@ fn run(args: &Args) -> anyhow::Result<()> {
         bytes.len(),
         f32_bytes as f64 / bytes.len() as f64,
         started.elapsed().as_secs_f64()
-    );
+    )?;
     Ok(())
-}
-
-fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("quantize: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
 }

@@ -13,6 +13,7 @@ use albert_engine::kernels::scalar;
 use albert_engine::model::observe::{Gemm, Observer, Site};
 use albert_engine::model::weights::{Linear, Matrix};
 use albert_engine::{Inputs, Model};
+use albert_tools::goldens::cosine;
 use anyhow::Result;
 use serde::Serialize;
 
@@ -127,17 +128,6 @@ impl Observer for Compare<'_, '_> {
     }
 }
 
-/// Cosine similarity (1 when both vectors are zero).
-pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        ab += x as f64 * y as f64;
-        aa += x as f64 * x as f64;
-        bb += y as f64 * y as f64;
-    }
-    if aa == 0.0 && bb == 0.0 { 1.0 } else { ab / (aa.sqrt() * bb.sqrt()).max(1e-300) }
-}
-
 /// Runs `reference` (the f32 blob) and `quantized` on every sequence and compares them
 /// GEMM by GEMM and iteration by iteration.
 pub fn end_to_end(reference: &Model<'_>, quantized: &Model<'_>, seqs: &[Vec<u32>]) -> Result<EndToEnd> {
@@ -185,17 +175,18 @@ pub fn end_to_end(reference: &Model<'_>, quantized: &Model<'_>, seqs: &[Vec<u32>
     Ok(EndToEnd { gemms, iterations })
 }
 
-/// Prints the end-to-end report as a table.
-pub fn print_end_to_end(r: &EndToEnd) {
-    println!("\nper GEMM, int8 against f32 on the same input (local error):");
-    println!("{:<30} {:>5} {:>10}  per iteration (dB)", "gemm", "layer", "SQNR dB");
+/// Writes the end-to-end report to `out` as a table.
+pub fn print_end_to_end(r: &EndToEnd, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    writeln!(out, "\nper GEMM, int8 against f32 on the same input (local error):")?;
+    writeln!(out, "{:<30} {:>5} {:>10}  per iteration (dB)", "gemm", "layer", "SQNR dB")?;
     for g in &r.gemms {
         let per: Vec<String> = g.per_iteration_db.iter().map(|d| format!("{d:.1}")).collect();
-        println!("{:<30} {:>5} {:>10.2}  {}", g.gemm, g.layer, g.sqnr_db, per.join(" "));
+        writeln!(out, "{:<30} {:>5} {:>10.2}  {}", g.gemm, g.layer, g.sqnr_db, per.join(" "))?;
     }
-    println!("\nper iteration, int8 hidden states against the f32 model's (accumulated error):");
-    println!("{:>9} {:>12} {:>12} {:>10}", "iteration", "cos mean", "cos min", "SQNR dB");
+    writeln!(out, "\nper iteration, int8 hidden states against the f32 model's (accumulated error):")?;
+    writeln!(out, "{:>9} {:>12} {:>12} {:>10}", "iteration", "cos mean", "cos min", "SQNR dB")?;
     for i in &r.iterations {
-        println!("{:>9} {:>12.6} {:>12.6} {:>10.2}", i.iteration, i.cos_mean, i.cos_min, i.sqnr_db);
+        writeln!(out, "{:>9} {:>12.6} {:>12.6} {:>10.2}", i.iteration, i.cos_mean, i.cos_min, i.sqnr_db)?;
     }
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! A `quantize` killed while it writes leaves the previous output intact: the blob goes to
 //! a temporary file that is renamed over the output only once complete
-//! (`albert_tools::write::write_atomic`). The test SIGKILLs the process the moment its
+//! (`albert_quantize::write::write_atomic`). The test SIGKILLs the process the moment its
 //! temporary file appears, i.e. in the middle of writing a ~20 MB blob.
 #![cfg(unix)]
 

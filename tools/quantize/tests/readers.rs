@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use albert_engine::config::DType;
 use albert_engine::format::write::TensorData;
-use albert_tools::checkpoint::{self, Task, Tensor};
-use albert_tools::pack::{self, PackOptions};
-use albert_tools::tokenizer as tk;
+use albert_quantize::checkpoint::{self, Task, Tensor};
+use albert_quantize::pack::{self, PackOptions};
+use albert_quantize::tokenizer as tk;
 
 fn err_text<T: std::fmt::Debug>(r: anyhow::Result<T>) -> String {
     format!("{:#}", r.expect_err("hostile input accepted"))
