@@ -1,7 +1,10 @@
 //! A persistent pool of worker threads (`std` only): created once, then each parallel loop
 //! of a forward pass is one [`Pool::run`], which allocates nothing.
 //!
-//! Workers sleep on a `Condvar` between runs. A run publishes a task count and a borrowed
+//! Between runs workers spin for up to [`SPIN`] on an atomic copy of the run generation,
+//! then sleep on a `Condvar` (a forward pass is hundreds of runs a few hundred µs apart,
+//! and a futex wake-up costs tens of µs on a VM); the caller likewise spins briefly for
+//! the workers to finish before it sleeps. A run publishes a task count and a borrowed
 //! closure; the caller and the woken workers take task indices from one atomic counter
 //! until none are left (so a worker the OS has not scheduled yet costs nothing: the others
 //! take its tasks), and `run` returns once every worker that joined has finished. Which
@@ -12,9 +15,30 @@
 //! rule is no allocation per inference. This file is the whole mechanism.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long a thread spins for the next run (or for the workers to finish) before it
+/// sleeps. Bounded, so an idle pool costs at most this much CPU after each run.
+const SPIN: Duration = Duration::from_micros(100);
+
+/// Spins until `done()` or [`SPIN`] has passed; whether `done()` became true.
+fn spin_until(done: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if done() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() > SPIN {
+            return done();
+        }
+    }
+}
 
 /// The closure of the run in progress, with its lifetime erased (see `Pool::run`).
 type Job = &'static (dyn Fn(usize) + Sync);
@@ -39,6 +63,10 @@ struct Shared {
     idle: Condvar,
     /// The next task index of the current run.
     next: AtomicUsize,
+    /// `State::generation` and `State::busy`, readable without the lock: what spinning
+    /// threads watch (the state under the lock stays the authority).
+    generation: AtomicU64,
+    busy: AtomicUsize,
 }
 
 impl Shared {
@@ -107,6 +135,8 @@ impl Pool {
             wake: Condvar::new(),
             idle: Condvar::new(),
             next: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
+            busy: AtomicUsize::new(0),
         });
         let mut pool = Pool { shared, workers: Vec::new(), run_lock: Mutex::new(()) };
         for i in 1..threads.max(1) {
@@ -145,10 +175,13 @@ impl Pool {
             sh.next.store(0, Ordering::Relaxed);
             st.job = Some((job, tasks));
             st.generation = st.generation.wrapping_add(1);
+            sh.generation.store(st.generation, Ordering::Release);
             st.panicked = false;
         }
         sh.wake.notify_all();
         let mine = catch_unwind(AssertUnwindSafe(|| sh.drain(job, tasks)));
+        // Workers that joined are usually about to finish: wait for them awake first.
+        spin_until(|| sh.busy.load(Ordering::Acquire) == 0);
         let worker_panicked = {
             let mut st = sh.lock();
             while st.busy > 0 {
@@ -191,16 +224,24 @@ fn worker(sh: &Shared) {
                     // `None`: that run already finished without this worker.
                     if let Some(j) = st.job {
                         st.busy += 1;
+                        sh.busy.store(st.busy, Ordering::Release);
                         break j;
                     }
                 }
-                st = sh.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+                // Spin (lock released) for the next run; sleep if none comes soon.
+                drop(st);
+                let woke = spin_until(|| sh.generation.load(Ordering::Acquire) != seen);
+                st = sh.lock();
+                if !woke && st.generation == seen && !st.shutdown {
+                    st = sh.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+                }
             }
         };
         let ok = catch_unwind(AssertUnwindSafe(|| sh.drain(job, tasks))).is_ok();
         let mut st = sh.lock();
         st.panicked |= !ok;
         st.busy -= 1;
+        sh.busy.store(st.busy, Ordering::Release);
         if st.busy == 0 {
             sh.idle.notify_one();
         }
