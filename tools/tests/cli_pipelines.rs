@@ -485,3 +485,56 @@ fn errors_are_one_clear_line() {
         "doc-stride",
     );
 }
+
+/// `inspect --json` reports the checkpoint's own config and labels, the head and the
+/// tokenizer that were packed, and the blob's size; `--kernels` the CPU's kernels.
+#[test]
+fn inspect_describes_the_blob_and_the_kernels() {
+    let b = blob("seq_cls");
+    let v = json_out(&["inspect", "--model", b.to_str().unwrap(), "--json"]);
+    let cfg: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("tests/fixtures/pipelines/seq_cls/config.json")).unwrap(),
+    )
+    .unwrap();
+    for key in [
+        "hidden_size",
+        "embedding_size",
+        "intermediate_size",
+        "num_attention_heads",
+        "num_hidden_layers",
+        "vocab_size",
+        "max_position_embeddings",
+    ] {
+        assert_eq!(v["config"][key], cfg[key], "{key}");
+    }
+    assert_eq!(v["labels"], json!(["negative", "neutral", "positive"]));
+    assert!(v["heads"].as_array().unwrap().iter().any(|h| h == "sequence-classification"), "{}", v["heads"]);
+    assert_eq!(v["bytes"].as_u64().unwrap(), std::fs::metadata(&b).unwrap().len());
+    assert_eq!(v["weight_dtype"], "f32");
+    assert_eq!(v["tokenizer"]["pieces"], cfg["vocab_size"]);
+    assert!(v["checksum"].as_str().unwrap().starts_with("0x"));
+    let k = json_out(&["inspect", "--kernels", "--json"]);
+    let available: Vec<&str> = k["available"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert!(available.contains(&"scalar") && available.contains(&"wide"), "{available:?}");
+    assert!(available.contains(&k["selected"].as_str().unwrap()), "{k}");
+}
+
+/// `bench --json` has the fields scripts read, percentiles in order, throughput that
+/// agrees with the sequence length, and refuses a sequence the model cannot take.
+#[test]
+fn bench_reports_percentiles_throughput_and_memory() {
+    let b = blob("seq_cls");
+    let m = b.to_str().unwrap();
+    let v =
+        json_out(&["bench", "--model", m, "--seq", "16", "--iters", "5", "--warmup", "1", "--threads", "1", "--json"]);
+    let f = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("no number `{k}` in {v}"));
+    assert!(0.0 < f("p50_ms") && f("p50_ms") <= f("p90_ms") && f("p90_ms") <= f("p99_ms"), "{v}");
+    assert!((f("tokens_per_s") / f("sequences_per_s") - 16.0).abs() < 1e-6, "{v}");
+    assert!(f("peak_rss_bytes") > 1e6 && f("ready_ms") >= 0.0, "{v}");
+    assert_eq!(v["seq"], 16);
+    assert_eq!(v["threads"], 1);
+    let kernels = json_out(&["inspect", "--kernels", "--json"]);
+    assert_eq!(v["kernel"], kernels["selected"]);
+    fails(&["bench", "--model", m, "--seq", "65"], None, "1 to 64 tokens");
+    fails(&["bench", "--model", m, "--seq", "0"], None, "1 to 64 tokens");
+}

@@ -324,7 +324,11 @@ fn bench(args: &BenchArgs, started: std::time::Instant) -> Result<()> {
     let model = mapped.model();
     let ready_ms = started.elapsed().as_secs_f64() * 1e3;
     let c = *model.config();
-    let seq = args.seq.min(c.max_position_embeddings as usize).max(1);
+    let max = c.max_position_embeddings as usize;
+    if args.seq == 0 || args.seq > max {
+        bail!("--seq {}: this model takes 1 to {max} tokens (max_position_embeddings)", args.seq);
+    }
+    let seq = args.seq;
     if args.batch == 0 || args.iters == 0 {
         bail!("--batch and --iters must be at least 1");
     }
