@@ -5,8 +5,10 @@ use crate::error::Error;
 use crate::kernels::attention::QROWS;
 
 /// Rows of activations one int8 GEMM call takes at most (its i32 output block is
-/// `GEMM_ROWS × N`); longer inputs are processed in blocks of rows.
-pub(crate) const GEMM_ROWS: usize = 64;
+/// `GEMM_ROWS × N`); longer inputs are processed in blocks of rows. 128 rather than 64:
+/// a 128-token pass streams the weights once instead of twice, 4 % faster end to end
+/// (`albert bench --seq 128`, three alternating runs) for 0.8 MB more scratch.
+pub(crate) const GEMM_ROWS: usize = 128;
 
 /// Element counts of every scratch region for `batch` sequences of `seq` tokens.
 #[derive(Clone, Copy, Debug)]
