@@ -1,10 +1,8 @@
 //! Text pipelines in caller memory: tokenization and fill-mask, computing exactly what the
 //! host CLI (`tools/src/pipelines.rs`) computes.
 
-use core::cmp::Ordering;
-
 use albert_engine::tokenizer::{NChar, Node};
-use albert_engine::{EncodeOptions, Encoding, Heads, Inputs, Model, Tokenizer, Workspace};
+use albert_engine::{EncodeOptions, Encoding, Heads, Inputs, Model, Tokenizer, Workspace, scores};
 
 use crate::AlbertFillMaskCandidate;
 use crate::mem::{Arena, bytes_for};
@@ -57,51 +55,6 @@ pub(crate) fn fill_mask_bytes(model: &Model<'_>, text_bytes: usize) -> usize {
         .saturating_add(encoding_bytes(cap))
         .saturating_add(bytes_for::<f32>(c.vocab_size as usize))
         .saturating_add(model.scratch_bytes(cap, 1))
-}
-
-/// `softmax` of a row, in place, with the CLI's exact operations.
-fn softmax(x: &mut [f32]) {
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let sum: f32 = x
-        .iter_mut()
-        .map(|v| {
-            *v = exp(*v - max);
-            *v
-        })
-        .sum();
-    x.iter_mut().for_each(|v| *v /= sum);
-}
-
-/// `f32::exp` (the platform's `expf`, as the CLI) with std; libm's `expf` without.
-#[cfg(feature = "std")]
-fn exp(x: f32) -> f32 {
-    x.exp()
-}
-
-#[cfg(not(feature = "std"))]
-fn exp(x: f32) -> f32 {
-    libm::expf(x)
-}
-
-/// The `best.len()` highest scores, highest first, ties in id order: what a stable
-/// descending sort by `total_cmp` then `take(k)` gives.
-fn best_k(scores: &[f32], best: &mut [AlbertFillMaskCandidate]) {
-    let k = best.len();
-    let mut n = 0;
-    for (id, &s) in scores.iter().enumerate() {
-        if k == 0 || (n == k && best[k - 1].score.total_cmp(&s) != Ordering::Less) {
-            continue;
-        }
-        let mut i = n.min(k);
-        while i > 0 && best[i - 1].score.total_cmp(&s) == Ordering::Less {
-            i -= 1;
-        }
-        let end = n.min(k - 1);
-        best.copy_within(i..end, i + 1);
-        best[i].token = id as u32;
-        best[i].score = s;
-        n = (n + 1).min(k);
-    }
 }
 
 /// transformers' `clean_up_tokenization`, in the CLI's order.
@@ -231,9 +184,9 @@ pub(crate) fn fill_mask(
     let positions = ids.iter().enumerate().filter(|&(_, &id)| id == mask_id).map(|(p, _)| p);
     for (m, p) in positions.clone().enumerate() {
         model.mlm_logits(&mut enc, 0, p, logits)?;
-        softmax(logits);
+        scores::softmax(logits);
         let best = &mut out[m * k..(m + 1) * k];
-        best_k(logits, best);
+        scores::top_k(logits, best, |b, id, p| (b.token, b.score) = (id, p), |b| b.score);
         for b in best.iter_mut() {
             (b.mask_index, b.position) = (m as u32, p as u32);
         }
@@ -282,32 +235,6 @@ pub(crate) fn fill_mask(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cand() -> AlbertFillMaskCandidate {
-        AlbertFillMaskCandidate {
-            token: 0,
-            score: 0.0,
-            mask_index: 0,
-            position: 0,
-            token_str: core::ptr::null(),
-            token_str_len: 0,
-            sequence: core::ptr::null(),
-            sequence_len: 0,
-        }
-    }
-
-    #[test]
-    fn top_k_matches_a_stable_descending_sort() {
-        let scores = [0.1f32, 0.5, 0.3, 0.5, -1.0, 0.3, 0.9, 0.0, 0.5];
-        for k in 0..=scores.len() + 2 {
-            let mut best = std::vec![cand(); k.min(scores.len())];
-            best_k(&scores, &mut best);
-            let mut order: std::vec::Vec<usize> = (0..scores.len()).collect();
-            order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-            let got: std::vec::Vec<usize> = best.iter().map(|b| b.token as usize).collect();
-            assert_eq!(got, order[..k.min(scores.len())]);
-        }
-    }
 
     #[test]
     fn replace_in_place_matches_str_replace() {

@@ -32,6 +32,7 @@ pub mod kernels;
 pub mod model;
 mod ops;
 mod par;
+pub mod scores;
 #[cfg(feature = "std")]
 pub mod threads;
 pub mod tokenizer;

@@ -19,8 +19,7 @@
 #![allow(clippy::result_large_err)]
 
 use albert_engine::tokenizer::Workspace;
-use albert_engine::{EncodeOptions, Encoding, Error, Heads, Inputs, Model, Tokenizer};
-use core::cmp::Ordering;
+use albert_engine::{EncodeOptions, Encoding, Error, Heads, Inputs, Model, Tokenizer, scores};
 use core::fmt::{self, Write};
 
 include!(concat!(env!("OUT_DIR"), "/consts.rs"));
@@ -162,36 +161,6 @@ pub struct Demo<'b> {
     mask_id: u32,
 }
 
-/// `softmax` in place, as the host pipeline computes it (max, exp, sequential sum, divide).
-fn softmax(x: &mut [f32]) {
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let mut sum = 0f32;
-    for v in x.iter_mut() {
-        *v = libm::expf(*v - max);
-        sum += *v;
-    }
-    x.iter_mut().for_each(|v| *v /= sum);
-}
-
-/// The `k` best `(id, score)`, best first; equal scores keep the lower id first (as a
-/// stable descending sort does).
-pub fn top_k<const K: usize>(x: &[f32]) -> ([(u32, f32); K], usize) {
-    let mut best = [(0u32, f32::NEG_INFINITY); K];
-    let mut len = 0;
-    for (id, &p) in x.iter().enumerate() {
-        // Insert after every kept entry that is at least as large.
-        let at = best[..len].iter().position(|&(_, s)| s.total_cmp(&p) == Ordering::Less).unwrap_or(len);
-        if at >= K {
-            continue;
-        }
-        let end = len.min(K - 1);
-        best.copy_within(at..end, at + 1);
-        best[at] = (id as u32, p);
-        len = (len + 1).min(K);
-    }
-    (best, len)
-}
-
 impl<'b> Demo<'b> {
     /// Validates `blob` (checksum included) and its tokenizer; the blob must start at an
     /// 8-byte aligned address.
@@ -281,8 +250,9 @@ impl<'b> Demo<'b> {
         for (p, _) in ids.iter().enumerate().filter(|&(_, &id)| id == self.mask_id) {
             m += 1;
             self.model.mlm_logits(&mut hidden, 0, p, bufs.logits)?;
-            softmax(bufs.logits);
-            let (best, len) = top_k::<TOP_K>(bufs.logits);
+            scores::softmax(bufs.logits);
+            let mut best = [(0u32, 0f32); TOP_K];
+            let len = scores::top_k(bufs.logits, &mut best, |b, id, p| *b = (id, p), |b| b.1);
             for (r, &(id, score)) in best[..len].iter().enumerate() {
                 let _ = write!(out, "mask {m} top {} id {id} score {score:.4} token '", r + 1);
                 let _ = self.write_token(out, id);
@@ -295,20 +265,5 @@ impl<'b> Demo<'b> {
             _ => None,
         };
         Ok(Timing { tokens: n, tokenize: t1 - t0, encode: t2 - t1, mlm: t3 - t2, hz: clock.hz(), cycles })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::top_k;
-
-    #[test]
-    fn top_k_is_a_stable_descending_sort() {
-        let x = [0.1, 0.5, 0.2, 0.5, 0.0, 0.3, 0.5];
-        let (best, len) = top_k::<4>(&x);
-        assert_eq!(len, 4);
-        assert_eq!(best, [(1, 0.5), (3, 0.5), (6, 0.5), (5, 0.3)]);
-        let (best, len) = top_k::<5>(&x[..2]);
-        assert_eq!((len, &best[..len]), (2, &[(1, 0.5), (0, 0.1)][..]));
     }
 }

@@ -1,15 +1,8 @@
 //! The small numeric steps the pipelines share: softmax, sigmoid, top-k, normalisation.
 
-/// `softmax` of a row, in place (shifted by the maximum, as transformers does).
-pub fn softmax(x: &mut [f32]) {
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let mut sum = 0f32;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    x.iter_mut().for_each(|v| *v /= sum);
-}
+/// `softmax` of a row, in place (shifted by the maximum, as transformers does): the
+/// engine's, which the C API and the firmware demo use too.
+pub use albert_engine::scores::softmax;
 
 /// `1 / (1 + e^-x)`.
 pub fn sigmoid(x: f32) -> f32 {
@@ -29,10 +22,9 @@ pub fn argmax(x: &[f32]) -> usize {
 
 /// Indices of the `k` largest values, largest first (equal values in index order).
 pub fn top_k(x: &[f32], k: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..x.len()).collect();
-    order.sort_by(|&a, &b| x[b].total_cmp(&x[a]));
-    order.truncate(k);
-    order
+    let mut best = vec![0usize; k.min(x.len())];
+    albert_engine::scores::top_k(x, &mut best, |b, i, _| *b = i as usize, |&b| x[b]);
+    best
 }
 
 /// Scales `x` to unit Euclidean length (left as is when it is all zeros).
