@@ -250,94 +250,104 @@ mod neon {
 /// Query rows per block of [`scores_rows`] and [`context_rows`].
 pub const QROWS: usize = 4;
 
-/// Query-blocked versions for AVX-512 machines: four query rows share every key and value
-/// load (the per-row loops re-read a head's keys, 32 KiB at 128 tokens, for every query).
-/// Per (query, key) pair the operations and their order are those of `avx2::dot4`; per
-/// context element those of `context_body`: same bits.
+/// Whether [`scores_rows`] reads the transposed keys (the AVX-512 form runs): callers
+/// fill them with [`transpose_keys`] only then.
+pub fn reads_transposed_keys() -> bool {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    return super::float_avx512();
+    #[allow(unreachable_code)]
+    false
+}
+
+/// `kt[d·n + j] = keys[j·stride + d]` for `j < n`, `d < dh`: a head's keys (token `j`'s at
+/// `keys[j·stride..][..dh]`) transposed, the layout the AVX-512 scores read.
+pub fn transpose_keys(keys: &[f32], stride: usize, n: usize, dh: usize, kt: &mut [f32]) {
+    let kt = &mut kt[..n * dh];
+    for j in 0..n {
+        for (d, &v) in keys[j * stride..j * stride + dh].iter().enumerate() {
+            kt[d * n + j] = v;
+        }
+    }
+}
+
+/// Query-blocked versions for AVX-512 machines. Scores read the transposed keys
+/// ([`transpose_keys`]) with 16 keys in the lanes of a zmm: each lane keeps a key's eight
+/// partial sums of [`super::scalar::dot_f32`] in eight registers (partial `p` takes
+/// `d ≡ p mod 8`, in order), then reduces them with vertical adds in `dot_f32_finish`'s
+/// order and adds the tail's sum: the same operations as `dot_f32` per (query, key), with
+/// no horizontal reductions. Contexts: four rows share every value load, per element the
+/// operations of `context_body`. Same bits as the per-row loops.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 mod avx512 {
-    use super::{KEYS, QROWS, mask_bias};
-    use crate::kernels::scalar::{dot_f32, dot_f32_tail};
+    use super::QROWS;
     use core::arch::x86_64::*;
 
-    /// `dots[r]` holds `q_r · k_u` for the four keys, reduced as `avx2::dot4` reduces.
-    /// ymm accumulators: 16 of them plus the loads need AVX-512VL's 32 registers.
-    #[target_feature(enable = "avx2,avx512f,avx512vl")]
-    unsafe fn dot4x4(qs: [&[f32]; QROWS], ks: [&[f32]; KEYS]) -> [__m128; QROWS] {
-        let d = qs[0].len();
-        let body = d - d % 8;
-        let mut acc = [[_mm256_setzero_ps(); KEYS]; QROWS];
-        let mut c = 0;
-        while c < body {
-            // SAFETY: c + 8 ≤ body ≤ d ≤ every slice's length; AVX2 present (callers').
-            unsafe {
-                let kv: [__m256; KEYS] = core::array::from_fn(|u| _mm256_loadu_ps(ks[u].as_ptr().add(c)));
-                for (a, q) in acc.iter_mut().zip(&qs) {
-                    let qc = _mm256_loadu_ps(q.as_ptr().add(c));
-                    for (a, k) in a.iter_mut().zip(&kv) {
-                        *a = _mm256_add_ps(*a, _mm256_mul_ps(qc, *k));
-                    }
-                }
-            }
-            c += 8;
-        }
-        // Reduced as `avx2::dot4`; plain loops (a closure here kept `acc` in memory).
-        let mut dots = [_mm_setzero_ps(); QROWS];
-        for r in 0..QROWS {
-            let [a0, a1, a2, a3] = acc[r];
-            let h01 = _mm_hadd_ps(half(a0), half(a1));
-            let h23 = _mm_hadd_ps(half(a2), half(a3));
-            dots[r] = _mm_hadd_ps(h01, h23);
-        }
-        if body < d {
-            for (r, dr) in dots.iter_mut().enumerate() {
-                let tail: [f32; KEYS] = core::array::from_fn(|u| dot_f32_tail(&qs[r][body..], &ks[u][body..d]));
-                // SAFETY: `tail` holds 4 floats.
-                *dr = _mm_add_ps(*dr, unsafe { _mm_loadu_ps(tail.as_ptr()) });
-            }
-        }
-        dots
-    }
+    /// Query rows per register tile of the scores: 2 rows × 8 partial sums = 16 zmm.
+    const SR: usize = 2;
 
-    /// `(s0 + s4, s1 + s5, s2 + s6, s3 + s7)` of the eight partial sums in `a`.
-    #[target_feature(enable = "avx2")]
-    fn half(a: __m256) -> __m128 {
-        _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a))
-    }
-
+    /// `out[r·n + j] = dot_f32(q_r, k_j)·scale + mask bias` for the four rows of `qs`
+    /// (`dh` each) against the transposed keys `kt` (`dh × n`).
+    ///
     /// # Safety
-    /// AVX2, AVX-512F and AVX-512VL present; `out.len() = QROWS·n`.
-    #[target_feature(enable = "avx2,avx512f,avx512vl")]
+    /// AVX-512F present; `kt.len() ≥ dh·n`, `out.len() ≥ QROWS·n`, `mask` (if any) `≥ n`.
+    #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn scores4(
         qs: [&[f32]; QROWS],
-        keys: &[f32],
-        stride: usize,
+        kt: &[f32],
+        n: usize,
         scale: f32,
         mask: Option<&[u32]>,
         out: &mut [f32],
-        n: usize,
     ) {
-        let d = qs[0].len();
-        let key = |j: usize| &keys[j * stride..j * stride + d];
-        let full = n - n % KEYS;
-        let scale4 = _mm_set1_ps(scale);
-        for j in (0..full).step_by(KEYS) {
-            // SAFETY: AVX2 present (this function's contract); the key slices are bounds-checked.
-            let dots = unsafe { dot4x4(qs, [key(j), key(j + 1), key(j + 2), key(j + 3)]) };
-            let bias: [f32; KEYS] = core::array::from_fn(|u| mask_bias(mask, j + u));
-            for (r, dr) in dots.iter().enumerate() {
-                let o = &mut out[r * n + j..r * n + j + KEYS];
-                // SAFETY: `bias` and `o` hold 4 floats.
-                unsafe {
-                    let v = _mm_add_ps(_mm_mul_ps(*dr, scale4), _mm_loadu_ps(bias.as_ptr()));
-                    _mm_storeu_ps(o.as_mut_ptr(), v);
+        let dh = qs[0].len();
+        let body = dh - dh % 8;
+        let (kt, out) = (&kt[..dh * n], &mut out[..QROWS * n]);
+        let mask = mask.map(|m| &m[..n]);
+        let scale16 = _mm512_set1_ps(scale);
+        let mut j0 = 0;
+        while j0 < n {
+            let w = (n - j0).min(16);
+            let lanes = ((1u32 << w) - 1) as __mmask16;
+            // SAFETY (loads below): masked to lanes `l < w`, key `j0 + l < n`, row `d < dh`.
+            let load = |d: usize| unsafe { _mm512_maskz_loadu_ps(lanes, kt.as_ptr().add(d * n + j0)) };
+            let bias = match mask {
+                Some(m) => {
+                    // SAFETY: masked to the `w` keys from `j0`, all `< n`.
+                    let mi = unsafe { _mm512_maskz_loadu_epi32(lanes, m.as_ptr().add(j0).cast()) };
+                    let zero = _mm512_cmpeq_epi32_mask(mi, _mm512_setzero_si512()) & lanes;
+                    _mm512_mask_blend_ps(zero, _mm512_setzero_ps(), _mm512_set1_ps(f32::MIN))
+                }
+                None => _mm512_setzero_ps(),
+            };
+            for r0 in (0..QROWS).step_by(SR) {
+                let mut acc = [[_mm512_setzero_ps(); 8]; SR];
+                let mut c = 0;
+                while c < body {
+                    for p in 0..8 {
+                        let kv = load(c + p);
+                        for (a, q) in acc.iter_mut().zip(&qs[r0..r0 + SR]) {
+                            a[p] = _mm512_add_ps(a[p], _mm512_mul_ps(_mm512_set1_ps(q[c + p]), kv));
+                        }
+                    }
+                    c += 8;
+                }
+                for (s, (a, q)) in acc.iter().zip(&qs[r0..r0 + SR]).enumerate() {
+                    // `dot_f32_tail`: the remaining products summed in order from −0.0.
+                    let mut tail = _mm512_set1_ps(-0.0);
+                    for d in body..dh {
+                        tail = _mm512_add_ps(tail, _mm512_mul_ps(_mm512_set1_ps(q[d]), load(d)));
+                    }
+                    // `dot_f32_finish`: ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7)), + tail.
+                    let x = _mm512_add_ps(_mm512_add_ps(a[0], a[4]), _mm512_add_ps(a[1], a[5]));
+                    let y = _mm512_add_ps(_mm512_add_ps(a[2], a[6]), _mm512_add_ps(a[3], a[7]));
+                    let dot = _mm512_add_ps(_mm512_add_ps(x, y), tail);
+                    let v = _mm512_add_ps(_mm512_mul_ps(dot, scale16), bias);
+                    let o = &mut out[(r0 + s) * n + j0..][..w];
+                    // SAFETY: masked to lanes `l < w = o.len()`.
+                    unsafe { _mm512_mask_storeu_ps(o.as_mut_ptr(), lanes, v) };
                 }
             }
-        }
-        for j in full..n {
-            for (r, q) in qs.iter().enumerate() {
-                out[r * n + j] = dot_f32(q, key(j)) * scale + mask_bias(mask, j);
-            }
+            j0 += w;
         }
     }
 
@@ -418,24 +428,29 @@ pub fn attention_context(probs: &[f32], values: &[f32], stride: usize, out: &mut
 }
 
 /// [`attention_scores`] for `qs.len() ≤ QROWS` query rows: row `r`'s scores in
-/// `out[r·n..][..n]`, the same bits as one call per row.
+/// `out[r·n..][..n]`, the same bits as one call per row. `kt` holds the same `n` keys
+/// transposed ([`transpose_keys`]), which the AVX-512 form reads.
+#[allow(clippy::too_many_arguments)]
 pub fn scores_rows(
     qs: &[&[f32]],
     keys: &[f32],
     stride: usize,
+    kt: &[f32],
     scale: f32,
     mask: Option<&[u32]>,
     out: &mut [f32],
     n: usize,
 ) {
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if qs.len() == QROWS && super::float_avx512() {
+    if qs.len() == QROWS && reads_transposed_keys() {
         let q4: [&[f32]; QROWS] = core::array::from_fn(|r| qs[r]);
         if q4.iter().all(|q| q.len() == q4[0].len()) {
-            // SAFETY: the `vnni` kernel was selected, so AVX2, AVX-512F and VL are present.
-            return unsafe { avx512::scores4(q4, keys, stride, scale, mask, &mut out[..QROWS * n], n) };
+            // SAFETY: the `vnni` kernel was selected, so AVX-512F is present.
+            return unsafe { avx512::scores4(q4, kt, n, scale, mask, &mut out[..QROWS * n]) };
         }
     }
+    #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
+    let _ = kt;
     for (r, q) in qs.iter().enumerate() {
         attention_scores(q, keys, stride, scale, mask, &mut out[r * n..(r + 1) * n]);
     }
@@ -499,7 +514,16 @@ mod tests {
     /// the tiles, 1 to 4 rows.
     #[test]
     fn blocked_rows_equal_one_call_per_row() {
-        for (s, d, stride) in [(37, 64, 100), (5, 100, 130), (8, 13, 13), (1, 64, 64), (130, 128, 128), (19, 80, 90)] {
+        for (s, d, stride) in [
+            (37, 64, 100),
+            (5, 100, 130),
+            (8, 13, 13),
+            (1, 64, 64),
+            (130, 128, 128),
+            (19, 80, 90),
+            (64, 61, 70),
+            (17, 7, 9),
+        ] {
             let f = |i: usize| ((i * 2654435761) % 1000) as f32 / 137.0 - 3.5;
             let kv: Vec<f32> = (0..s * stride).map(f).collect();
             let qrows: Vec<Vec<f32>> = (0..QROWS).map(|r| (0..d).map(|i| f(i * 3 + r + 11)).collect()).collect();
@@ -507,7 +531,9 @@ mod tests {
             for rows in 1..=QROWS {
                 let qs: Vec<&[f32]> = qrows[..rows].iter().map(|q| &q[..]).collect();
                 let mut got = vec![0f32; rows * s];
-                scores_rows(&qs, &kv, stride, 0.125, Some(&mask), &mut got, s);
+                let mut kt = vec![f32::NAN; s * d];
+                transpose_keys(&kv, stride, s, d, &mut kt);
+                scores_rows(&qs, &kv, stride, &kt, 0.125, Some(&mask), &mut got, s);
                 let mut want = vec![0f32; rows * s];
                 for r in 0..rows {
                     scores_body(qs[r], &kv, stride, 0.125, Some(&mask), &mut want[r * s..(r + 1) * s]);

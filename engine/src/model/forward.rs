@@ -449,12 +449,15 @@ fn layer_forward<O: Observer>(
     // probabilities per head.
     let heads = par.partition(nh, 1);
     let ctx = Columns::new(&mut *x.ctx, t, h, heads, d);
-    // Per head: QROWS rows of probabilities and of context (`scratch::Plan`).
-    let probs = Chunks::new(&mut *x.probs, heads, QROWS * (s + d));
+    // Per head: QROWS rows of probabilities and of context, and the transposed keys
+    // (`scratch::Plan`).
+    let unit = QROWS * (s + d) + s * d;
+    let probs = Chunks::new(&mut *x.probs, heads, unit);
     let (q, k, v) = (&*x.q, &*x.k, &*x.v);
     par.run(&heads, &|p| {
         let mut ctx = ctx.take(p);
-        let (probs, out) = probs.take(p)[..QROWS * (s + d)].split_at_mut(QROWS * s);
+        let (probs, rest) = probs.take(p)[..unit].split_at_mut(QROWS * s);
+        let (out, kt) = rest.split_at_mut(QROWS * d);
         let first = ctx.cols().start;
         for head in heads.range(p) {
             let col = head * d;
@@ -464,13 +467,16 @@ fn layer_forward<O: Observer>(
                 let keys = &k[base * h + col..];
                 let values = &v[base * h + col..];
                 let mask = inp.attention_mask.map(|m| &m[base..base + s]);
+                if attention::reads_transposed_keys() {
+                    attention::transpose_keys(keys, h, s, d, kt);
+                }
                 // QROWS query rows at a time, sharing each key and value load.
                 for i in (0..s).step_by(QROWS) {
                     let rows = QROWS.min(s - i);
                     let qs: [&[f32]; QROWS] =
                         core::array::from_fn(|r| &q[(base + i + r.min(rows - 1)) * h + col..][..d]);
                     // transformers adds finfo(float32).min where the mask is 0.
-                    attention::scores_rows(&qs[..rows], keys, h, scale, mask, probs, s);
+                    attention::scores_rows(&qs[..rows], keys, h, kt, scale, mask, probs, s);
                     probs[..rows * s].chunks_exact_mut(s).for_each(ops::softmax);
                     attention::context_rows(probs, s, rows, values, h, out, d);
                     for r in 0..rows {

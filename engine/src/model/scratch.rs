@@ -33,10 +33,13 @@ impl Plan {
             max_n = max_n.max(c.vocab_size as usize);
         }
         // hidden, attention out, q, k, v, context: T×H each; FFN: T×I; embeddings: T×E;
-        // attention: QROWS rows of S probabilities and of a head's context per head; per-token activation scales and centres: 2T;
+        // attention, per head: QROWS rows of S probabilities and of the head's context, and
+        // its S × head_dim keys transposed; per-token activation scales and centres: 2T;
         // a dequantized weight row: max K; head temporaries: H + E.
         let nh = c.num_attention_heads as usize;
-        let probs = nh.saturating_mul(QROWS).saturating_mul(seq.saturating_add(c.head_dim()));
+        let hd = c.head_dim();
+        let probs =
+            nh.saturating_mul(QROWS.saturating_mul(seq.saturating_add(hd)).saturating_add(seq.saturating_mul(hd)));
         let f32s = t.saturating_mul(6 * h + i + e + 2).saturating_add(probs.saturating_add(max_k + h + e));
         // i32s holds the i32 accumulators of int8 GEMMs: a block of up to GEMM_ROWS output
         // rows of the widest hidden/FFN linear, and at least one row of any linear; then
