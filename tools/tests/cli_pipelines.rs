@@ -517,6 +517,8 @@ fn inspect_describes_the_blob_and_the_kernels() {
     let available: Vec<&str> = k["available"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     assert!(available.contains(&"scalar") && available.contains(&"wide"), "{available:?}");
     assert!(available.contains(&k["selected"].as_str().unwrap()), "{k}");
+    let float = k["float_loops"].as_str().unwrap();
+    assert_eq!(float == "avx512", k["selected"] == "vnni", "{k}");
 }
 
 /// `bench --json` has the fields scripts read, percentiles in order, throughput that

@@ -270,6 +270,28 @@ pub(crate) fn active() -> Kernel {
     }
 }
 
+/// Which instructions the float loops (GELU, softmax, LayerNorm, activation quantization,
+/// attention) run on in this process: `"avx512"` with the `vnni` kernel, else what the
+/// build's `wide::f32x8` compiles to (`"sse2"` on a default x86_64 build, with the AVX2
+/// attention loops where the CPU has AVX2: `"sse2+avx2"`; `"neon"` on aarch64;
+/// `"portable"` elsewhere). Shown by `albert inspect --kernels` and `albert bench`.
+pub fn float_loops() -> &'static str {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    return if float_avx512() {
+        "avx512"
+    } else if std::is_x86_feature_detected!("avx2") {
+        "sse2+avx2"
+    } else {
+        "sse2"
+    };
+    #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
+    return "sse2";
+    #[cfg(target_arch = "aarch64")]
+    return "neon";
+    #[allow(unreachable_code)]
+    "portable"
+}
+
 /// Whether the float loops (`ops`, attention) take their AVX-512 forms: when the process's
 /// GEMM kernel is `vnni` (so AVX-512F, BW, VL and VNNI are present, and `ALBERT_KERNEL`
 /// forcing another kernel selects the portable float loops too). Same bits either way.

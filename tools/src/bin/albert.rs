@@ -363,6 +363,7 @@ fn bench(args: &BenchArgs, started: std::time::Instant) -> Result<()> {
     let out = serde_json::json!({
         "model": args.model, "seq": seq, "batch": args.batch, "iters": args.iters, "threads": model.threads(),
         "kernel": albert_engine::kernels::selected().ok().map(|k| k.name()),
+        "float_loops": albert_engine::kernels::float_loops(),
         "p50_ms": pct(50.0), "p90_ms": pct(90.0), "p99_ms": pct(99.0), "mean_ms": mean,
         "sequences_per_s": seqs_per_s, "tokens_per_s": seqs_per_s * seq as f64,
         "peak_rss_bytes": peak_rss_bytes(), "scratch_bytes": scratch.len(), "blob_bytes": model.blob().bytes().len(),
@@ -400,7 +401,8 @@ fn inspect_kernels(json: bool) -> Result<()> {
     if json {
         println!(
             "{}",
-            serde_json::json!({"available": available, "selected": selected.name(), "known": kernels::NAMES})
+            serde_json::json!({"available": available, "selected": selected.name(), "known": kernels::NAMES,
+                "float_loops": kernels::float_loops()})
         );
     } else {
         for name in kernels::NAMES {
@@ -414,6 +416,7 @@ fn inspect_kernels(json: bool) -> Result<()> {
             println!("{mark} {name}");
         }
         println!("(* selected, + available; ALBERT_KERNEL=NAME forces one)");
+        println!("float loops: {}", kernels::float_loops());
     }
     Ok(())
 }
