@@ -118,3 +118,39 @@ fn forward_rejects_bad_input_with_one_line() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("checksum"), "{}", stderr(&o));
 }
+
+/// `albert eval`: against transformers' goldens an f32 blob agrees to rounding and an int8
+/// blob less closely; against a reference blob on ids from a file, the int8 blob is
+/// compared over exactly the tokens of those ids.
+#[test]
+fn eval_compares_with_goldens_and_with_a_reference_blob() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (f32b, i8b) = (tmp.path().join("f.albq"), tmp.path().join("q.albq"));
+    quantize(&fixture("albert_model"), &f32b, &["-q", "--dtype", "f32"]);
+    quantize(&fixture("albert_model"), &i8b, &["-q"]);
+    let eval = |args: &[&std::ffi::OsStr]| -> serde_json::Value {
+        let o = Command::new(env!("CARGO_BIN_EXE_albert")).arg("eval").args(args).arg("--json").output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["report"].clone()
+    };
+    let goldens = fixture("albert_model");
+    let f = eval(&["--model".as_ref(), f32b.as_os_str(), "--goldens".as_ref(), goldens.as_os_str()]);
+    let q = eval(&["--model".as_ref(), i8b.as_os_str(), "--goldens".as_ref(), goldens.as_os_str()]);
+    let num = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or_else(|| panic!("no `{k}` in {v}"));
+    assert!(num(&f, "hidden_cos_min") > 0.99999, "{f}");
+    assert!(num(&q, "hidden_cos_mean") > 0.999 && num(&q, "hidden_cos_min") < num(&f, "hidden_cos_min"), "{q}");
+    assert_eq!(f["tokens"], q["tokens"]);
+    let ids = tmp.path().join("ids.txt");
+    std::fs::write(&ids, "2,10,20,30,3\n2 7 3\n").unwrap();
+    let r = eval(&[
+        "--model".as_ref(),
+        i8b.as_os_str(),
+        "--reference".as_ref(),
+        f32b.as_os_str(),
+        "--ids-file".as_ref(),
+        ids.as_os_str(),
+    ]);
+    assert_eq!(r["tokens"], 8, "{r}");
+    assert!(num(&r, "hidden_cos_mean") > 0.999, "{r}");
+}
