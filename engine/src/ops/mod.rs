@@ -224,19 +224,17 @@ pub fn activate(x: &mut [f32], act: Activation) {
     }
 }
 
-/// An integer type activations are quantized to.
+/// What the 16-lane quantizer needs of an integer type (its store instruction); nothing on
+/// targets without the AVX-512 loops.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
-pub trait Quant: Copy + avx512::Store16 {
-    /// Largest magnitude used (symmetric range, so negation is exact).
-    const MAX: f32;
-    fn from_f32(v: f32) -> Self;
-    /// `v` is an integer in `[-MAX, MAX]`.
-    fn from_i32(v: i32) -> Self;
-}
+use avx512::Store16 as LaneStore;
+#[cfg(not(all(target_arch = "x86_64", feature = "std")))]
+pub trait LaneStore {}
+#[cfg(not(all(target_arch = "x86_64", feature = "std")))]
+impl<T> LaneStore for T {}
 
 /// An integer type activations are quantized to.
-#[cfg(not(all(target_arch = "x86_64", feature = "std")))]
-pub trait Quant: Copy {
+pub trait Quant: Copy + LaneStore {
     /// Largest magnitude used (symmetric range, so negation is exact).
     const MAX: f32;
     fn from_f32(v: f32) -> Self;
