@@ -9,8 +9,8 @@ pub mod synth;
 use std::path::PathBuf;
 
 use albert_engine::config::DType;
-use albert_quantize::checkpoint;
 use albert_quantize::pack::{self, AlignedBlob};
+use albert_quantize::{calib, checkpoint, gptq, tokenizer};
 pub use albert_tools::goldens::{Array, Case, Goldens, cosine, engine_name, rel_max_err, run_case};
 use anyhow::{Context, Result, anyhow};
 use serde_json::Value;
@@ -68,6 +68,29 @@ impl Fixture {
             checkpoint::load(tmp.path(), None)?
         };
         let (bytes, _) = pack::pack_with(&ck, opts)?;
+        Ok(AlignedBlob::new(&bytes))
+    }
+
+    /// Packs the fixture's checkpoint with `opts`, calibrated the way `quantize
+    /// --calib-text FILE` does it: outlier statistics and GPTQ correlations from the f32
+    /// model run on `text` (one paragraph per line) tokenized with the fixture's tokenizer.
+    pub fn pack_calibrated_on_text(&self, opts: &pack::PackOptions, text: &std::path::Path) -> Result<AlignedBlob> {
+        let ck = checkpoint::load(&self.dir, None)?;
+        let spec = tokenizer::load_dir(&self.dir, tokenizer::TokenizerMode::Fast)?
+            .ok_or_else(|| anyhow!("fixture {} has no tokenizer", self.name))?;
+        let section = tokenizer::build_section(&spec)?;
+        let max_len = (ck.config.max_position_embeddings as usize).min(128);
+        let seqs = calib::text_ids(&section, text, max_len)?;
+        let f32_blob = AlignedBlob::new(&pack::pack(&ck, DType::F32)?.0);
+        let f32_model = albert_engine::Model::from_bytes(f32_blob.as_bytes())?;
+        let mut opts = opts.clone();
+        if opts.outlier_threshold.is_some() || opts.smooth_alpha.is_some() {
+            opts.absmax = Some(calib::collect_absmax(&f32_model, &seqs)?);
+        }
+        if opts.gptq {
+            opts.hessians = Some(std::sync::Arc::new(gptq::collect(&f32_model, &seqs)?));
+        }
+        let (bytes, _) = pack::pack_with(&ck, &opts)?;
         Ok(AlignedBlob::new(&bytes))
     }
 }

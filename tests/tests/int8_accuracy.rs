@@ -45,25 +45,49 @@ fn outlier_model_default_scheme() {
     assert!(r.hidden_cos_mean > ort_mean && r.hidden_cos_min > ort_min, "not better than ONNX Runtime");
 }
 
+/// The trained model quantized the way the README tells users to quantize a trained
+/// checkpoint: default options, calibrated on a few paragraphs of its training text
+/// (`models/calib-pydoc.txt`, what the bundled blob is made with). The same options
+/// calibrated on the built-in synthetic sequences are measured beside it.
 #[test]
 fn trained_model_default_scheme() {
-    let (fx, r) = ours("trained_pydoc");
-    let (ort_mean, ort_min) = side_by_side("trained_pydoc", &r);
-    let blob = fx.pack_with(&PackOptions::new(DType::I8)).unwrap();
-    let model = Model::from_bytes(blob.as_bytes()).unwrap();
-    let (top1, top5, n) = eval::heldout_agreement(&model, &fx.dir.join("heldout.json")).unwrap();
+    let fx = Fixture::load("trained_pydoc").unwrap();
+    let calib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/calib-pydoc.txt");
     let o = ort("trained_pydoc");
-    println!("  held-out fill-mask ({n} sentences): top-1 agreement {top1:.4}, top-5 overlap {top5:.4}");
-    for m in ["per_tensor", "per_channel"] {
-        println!("  ORT {m:<17} top-1 {:.4}, top-5 {:.4}", o[m]["top1_agree"], o[m]["top5_overlap"]);
-    }
-    assert!(r.hidden_cos_mean >= 0.998 && r.hidden_cos_min >= 0.99, "{} / {}", r.hidden_cos_mean, r.hidden_cos_min);
-    assert!(top1 >= 0.97 && top5 >= 0.90, "top-1 {top1}, top-5 {top5}");
-    assert!(r.hidden_cos_mean > ort_mean && r.hidden_cos_min > ort_min, "not better than ONNX Runtime");
-    for m in ["per_tensor", "per_channel"] {
-        // One sentence in 300 is a tie on top-1 with ORT per-channel; top-5 must be better.
-        assert!(top1 + 1e-9 >= o[m]["top1_agree"].as_f64().unwrap(), "top-1 worse than ORT {m}");
-        assert!(top5 > o[m]["top5_overlap"].as_f64().unwrap(), "top-5 not better than ORT {m}");
+    for (label, blob) in [
+        ("calibrated on text", fx.pack_calibrated_on_text(&PackOptions::new(DType::I8), &calib).unwrap()),
+        ("synthetic calibration", fx.pack_with(&PackOptions::new(DType::I8)).unwrap()),
+    ] {
+        let model = Model::from_bytes(blob.as_bytes()).unwrap();
+        let r = eval::against_goldens(&model, &fx.dir).unwrap();
+        println!("[{label}]");
+        let (ort_mean, ort_min) = side_by_side("trained_pydoc", &r);
+        let h = eval::heldout_agreement(&model, &fx.dir.join("heldout.json")).unwrap();
+        println!(
+            "  held-out fill-mask ({} sentences): top-1 agreement {:.4}, top-5 overlap {:.4}; {} flips, fp32 top-2 gaps {:.3?} nats",
+            h.sentences,
+            h.top1_agree,
+            h.top5_overlap,
+            h.flip_gaps.len(),
+            h.flip_gaps
+        );
+        for m in ["per_tensor", "per_channel"] {
+            println!("  ORT {m:<17} top-1 {:.4}, top-5 {:.4}", o[m]["top1_agree"], o[m]["top5_overlap"]);
+        }
+        assert!(r.hidden_cos_mean >= 0.998 && r.hidden_cos_min >= 0.99, "{} / {}", r.hidden_cos_mean, r.hidden_cos_min);
+        assert!(r.hidden_cos_mean > ort_mean && r.hidden_cos_min > ort_min, "{label}: not better than ONNX Runtime");
+        assert!(h.top5_overlap >= 0.90, "{label}: top-5 {}", h.top5_overlap);
+        for m in ["per_tensor", "per_channel"] {
+            assert!(h.top1_agree > o[m]["top1_agree"].as_f64().unwrap(), "{label}: top-1 not better than ORT {m}");
+            assert!(h.top5_overlap > o[m]["top5_overlap"].as_f64().unwrap(), "{label}: top-5 not better than ORT {m}");
+        }
+        // The model's distributions are often flat (it is small and briefly trained): 21 of
+        // the 300 sentences have transformers' top two within 0.05 nats. A flip there is a
+        // near-tie that rounding decides; a flip across a wide gap would be a real error.
+        assert!(h.widest_flip_gap() < 0.1, "{label}: a top-1 flip across a gap of {:.3} nats", h.widest_flip_gap());
+        if label == "calibrated on text" {
+            assert!(h.top1_agree >= 0.97, "top-1 {}", h.top1_agree);
+        }
     }
 }
 

@@ -69,9 +69,19 @@ impl Acc {
         for (name, r) in reference {
             let Some(m) = mine.get(name) else { continue };
             let e = self.outputs.entry(name.clone()).or_default();
-            for (&a, &b) in m.data.iter().zip(&r.data) {
-                e.0 = e.0.max((a as f64 - b as f64).abs());
-                e.1 = e.1.max((b as f64).abs());
+            // Per-token outputs: padded positions hold whatever the padded query rows
+            // compute, which no caller reads, so they are left out like in the cosines.
+            let row = match name.as_str() {
+                "last_hidden_state" => h,
+                "prediction_logits" => v,
+                _ => m.data.len().max(1),
+            };
+            let rows = m.data.chunks(row).zip(r.data.chunks(row)).enumerate();
+            for (_, (ma, ra)) in rows.filter(|(i, _)| row == m.data.len().max(1) || real(*i)) {
+                for (&a, &b) in ma.iter().zip(ra) {
+                    e.0 = e.0.max((a as f64 - b as f64).abs());
+                    e.1 = e.1.max((b as f64).abs());
+                }
             }
             if name == "last_hidden_state" {
                 let rows = m.data.chunks(h).zip(r.data.chunks(h)).enumerate();
@@ -168,14 +178,29 @@ pub fn read_ids(path: &Path) -> Result<Vec<Vec<u32>>> {
     Ok(seqs)
 }
 
+/// Fill-mask agreement with transformers on a held-out set; see [`heldout_agreement`].
+#[derive(Serialize, Clone, Debug)]
+pub struct HeldOut {
+    /// Sentences compared.
+    pub sentences: usize,
+    /// Fraction whose top-1 prediction is transformers' top-1.
+    pub top1_agree: f64,
+    /// Mean fraction of transformers' top 5 found in ours.
+    pub top5_overlap: f64,
+    /// For each sentence whose top-1 differs: how far apart transformers' own top two were,
+    /// `ln(p1 / p2)` in nats. A flip at a gap of 0.01 is a near-tie that any rounding
+    /// decides; one at 1.0 would be a real error.
+    pub flip_gaps: Vec<f64>,
+}
+
 /// Fill-mask agreement on a held-out set (`heldout.json`: `input_ids`, `mask_position`,
-/// the fp32 `top5_ids`): (top-1 agreement, mean top-5 overlap, sentences).
-pub fn heldout_agreement(model: &Model<'_>, path: &Path) -> Result<(f64, f64, usize)> {
+/// transformers' fp32 `top5_ids` and `top5_probs`).
+pub fn heldout_agreement(model: &Model<'_>, path: &Path) -> Result<HeldOut> {
     let v: Value =
         serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)?;
     let cases = v["cases"].as_array().ok_or_else(|| anyhow!("{}: no `cases`", path.display()))?;
     let vocab = model.config().vocab_size as usize;
-    let (mut top1, mut top5_sum) = (0usize, 0f64);
+    let (mut top1, mut top5_sum, mut flip_gaps) = (0usize, 0f64, Vec::new());
     let mut scratch = Vec::new();
     let mut logits = vec![0f32; vocab];
     for c in cases {
@@ -192,15 +217,31 @@ pub fn heldout_agreement(model: &Model<'_>, path: &Path) -> Result<(f64, f64, us
             .iter()
             .filter_map(|x| x.as_u64().map(|x| x as usize))
             .collect();
+        let probs: Vec<f64> =
+            c["top5_probs"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
         scratch.resize(model.scratch_bytes(ids.len(), 1), 0);
         let mut enc = model.encode(&Inputs::single(&ids), &mut scratch)?;
         model.mlm_logits(&mut enc, 0, pos, &mut logits)?;
         let mine = top5(&logits);
-        top1 += (mine[0] == reference[0]) as usize;
+        if mine[0] == reference[0] {
+            top1 += 1;
+        } else {
+            flip_gaps.push(match probs.as_slice() {
+                [p1, p2, ..] if *p2 > 0.0 => (p1 / p2).ln(),
+                _ => f64::NAN,
+            });
+        }
         top5_sum += mine.iter().filter(|x| reference.contains(x)).count() as f64 / 5.0;
     }
     let n = cases.len().max(1) as f64;
-    Ok((top1 as f64 / n, top5_sum / n, cases.len()))
+    Ok(HeldOut { sentences: cases.len(), top1_agree: top1 as f64 / n, top5_overlap: top5_sum / n, flip_gaps })
+}
+
+impl HeldOut {
+    /// The widest fp32 top-2 gap among the flipped sentences (0 when none flipped).
+    pub fn widest_flip_gap(&self) -> f64 {
+        self.flip_gaps.iter().cloned().fold(0.0, f64::max)
+    }
 }
 
 /// Prints a report as a table.

@@ -528,19 +528,26 @@ fn eval(args: &EvalArgs) -> Result<()> {
         bail!("nothing to compare with: give --reference with --ids-file, --goldens, or --heldout");
     }
     if args.json {
-        let h = heldout.map(|(t1, t5, n)| serde_json::json!({"top1_agree": t1, "top5_overlap": t5, "sentences": n}));
-        println!("{}", serde_json::json!({"report": report, "heldout": h}));
+        println!("{}", serde_json::json!({"report": report, "heldout": heldout}));
         return Ok(());
     }
     if let Some(r) = &report {
         eval::print(r);
     }
-    if let Some((t1, t5, n)) = heldout {
+    if let Some(h) = heldout {
         println!(
-            "held-out fill-mask ({n} sentences): top-1 agreement {:.2} %, top-5 overlap {:.2} %",
-            100.0 * t1,
-            100.0 * t5
+            "held-out fill-mask ({} sentences): top-1 agreement {:.2} %, top-5 overlap {:.2} %",
+            h.sentences,
+            100.0 * h.top1_agree,
+            100.0 * h.top5_overlap
         );
+        if !h.flip_gaps.is_empty() {
+            println!(
+                "  {} top-1 flips; transformers' own top-2 gap there is at most {:.3} nats",
+                h.flip_gaps.len(),
+                h.widest_flip_gap()
+            );
+        }
     }
     Ok(())
 }
