@@ -154,10 +154,12 @@ fn many_rows_every_kernel() {
 
 #[test]
 fn token_panels_and_k_chunks_every_kernel() {
-    // Kernels that repack the activations (vnni from 8 rows up: panels of 15 tokens and a
-    // bias lane, two per tile, K in chunks of 1024 bytes, 12 weight rows per tile) at every
-    // ragged edge: rows around one and two panels, K past one and several chunks, N around
-    // the tile. (Under Miri, which has none of the kernels that pack, the smallest.)
+    // Kernels that repack the activations (vnni from 8 rows up: panels of 16 tokens, or 15
+    // and a bias lane below 16 rows, two per tile, K in chunks of 1024 bytes, 12 weight rows
+    // per tile, weight row sums per column block of at most 1020 rows) at every ragged
+    // edge: rows around one and two panels, K past one and several chunks and off 64-byte
+    // sums, N around the tile and past a column block. (Under Miri, which has none of the
+    // kernels that pack, the smallest.)
     let shapes = [
         (8, 12, 4),
         (14, 13, 1024),
@@ -167,6 +169,10 @@ fn token_panels_and_k_chunks_every_kernel() {
         (30, 24, 4100),
         (31, 37, 3072),
         (46, 13, 6148),
+        (32, 37, 772),
+        (33, 700, 768),
+        (20, 1030, 4),
+        (47, 13, 100),
     ];
     let shapes = if cfg!(miri) { &shapes[..1] } else { &shapes[..] };
     for kern in kernels_under_test() {

@@ -374,17 +374,17 @@ pub(super) unsafe fn avx512vnni_gemm_i16_i8_i64_4x4(
     unsafe { super::drive16!(tile16_vnni, 4, 4, m, n, k, a, b, c) }
 }
 
-/// Lanes per activation panel of the broadcast VNNI kernel (one zmm of i32): 15 tokens
-/// and the bias lane (see [`vnni_bcast`]).
+/// Tokens per activation panel of the broadcast VNNI kernel (one zmm of i32 lanes).
 const PANEL: usize = 16;
-/// Tokens per panel.
-const TOK: usize = PANEL - 1;
 /// K bytes per packed chunk of the broadcast VNNI kernel: its stack panel is at most
 /// `2·PANEL·KC` = 32 KiB (L1-sized), whatever `K` is; longer rows add chunk results into `c`.
 const KC: usize = 1024;
 /// Weight rows per tile of the broadcast VNNI kernel (with two panels: 24 accumulators, two
 /// activation vectors, of 32 zmm).
 const BR: usize = 12;
+/// The most weight rows per column block of the broadcast VNNI kernel (the block's row sums
+/// live in a stack array of this many i32).
+const NB_MAX: usize = 1020;
 
 /// The AVX-512 VNNI kernel (`vnni`). From 8 rows up, with `K` a multiple of 4, the
 /// broadcast form ([`vnni_bcast`]); the dot-product tiles ([`tile_vnni`]) otherwise.
@@ -408,16 +408,19 @@ pub(super) unsafe fn avx512vnni_gemm_i8_i32(m: usize, n: usize, k: usize, a: *co
 /// The weights stay as stored (row-major along K) and are the *signed* operand of
 /// `vpdpbusd`: four bytes of one weight row broadcast to all 16 lanes straight from memory.
 /// The activations are repacked per call into a stack panel, four K bytes per i32 lane
-/// (`[K/4][16 lanes][4]`), biased to unsigned (`a ^ 0x80` = `a + 128`). One zmm
-/// accumulator then holds one weight row for 15 tokens, with no horizontal reductions; per
+/// (`[K/4][16 tokens][4]`), biased to unsigned (`a ^ 0x80` = `a + 128`). One zmm
+/// accumulator then holds one weight row for 16 tokens, with no horizontal reductions; per
 /// 4 K values a tile of 12 weight rows × 2 panels issues 24 `vpdpbusd` for 2 activation
 /// loads and 12 weight broadcasts (48 bytes of weight traffic).
 ///
-/// Lane 15 of every panel is the bias lane: its activation bytes are all 0x80 (128), so
-/// it accumulates `128·Σ b` of the weight row, exactly what the biased tokens carry in
-/// excess; one lane permute and one subtract per accumulator take it back. Exact: every
-/// product and sum is a wrapping i32 and the true result fits (as in [`tile_vnni`]);
-/// padding lanes are zero bytes and are never stored.
+/// The bias of 128 on every token adds `128·Σ b` to each result of weight row `b`. Those
+/// row sums are computed once per column block and K chunk (one `vpdpbusd` per 64 weight
+/// bytes, against a vector of ones) and subtracted at the store. Below 16 tokens that pass
+/// would cost more than it saves (the weights are streamed once), so lane 15 of the one
+/// panel is a *bias lane* instead: its activation bytes are all 0x80, so it accumulates
+/// exactly `128·Σ b`, and one lane permute takes it back. Exact: every product and
+/// sum is a wrapping i32 and the true result fits (as in [`tile_vnni`]); padding lanes are
+/// zero bytes and are never stored.
 ///
 /// # Safety
 /// AVX-512F/BW/VL/VNNI present; `k % 4 == 0`; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n`.
@@ -426,25 +429,32 @@ unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c
     // Every lane a tile reads is written by `pack_panel` first.
     let mut panel = core::mem::MaybeUninit::<[u32; 2 * PANEL * KC / 4]>::uninit();
     let panel = panel.as_mut_ptr().cast::<u32>();
+    let mut sums = [0i32; NB_MAX];
+    let bias_lane = m < PANEL;
     let mut k0 = 0;
     while k0 < k {
         let kc = (k - k0).min(KC);
         // Column blocks of about 256 KiB of weights stay in L2 while every token panel
         // passes over them (the panels are packed again per block: 2-6 % of the work).
-        let nb = ((256 * 1024 / kc) / BR).max(1) * BR;
+        let nb = ((256 * 1024 / kc) / BR).clamp(1, NB_MAX / BR) * BR;
         let mut j0 = 0;
         while j0 < n {
             let j1 = (j0 + nb).min(n);
+            for (j, s) in (j0..j1).zip(sums.iter_mut()).filter(|_| !bias_lane) {
+                // SAFETY: row j < n holds bytes k0 .. k0 + kc ≤ k; AVX-512 per the contract.
+                *s = unsafe { row_sum_x128(b.add(j * k + k0), kc) };
+            }
             let mut i = 0;
             while i < m {
-                let rows = (m - i).min(2 * TOK);
-                let p = rows.div_ceil(TOK);
+                let rows = (m - i).min(2 * PANEL);
+                let p = rows.div_ceil(PANEL);
                 // SAFETY: rows i .. i + rows < m hold bytes k0 .. k0 + kc ≤ k; the panel
                 // holds 2·PANEL·KC/4 ≥ p·PANEL·kc/4 u32; AVX-512 per the contract.
                 unsafe {
                     for q in 0..p {
-                        let count = (rows - q * TOK).min(TOK);
-                        pack_panel(a.add((i + q * TOK) * k + k0), k, count, kc / 4, panel.add(q * PANEL), p);
+                        let count = (rows - q * PANEL).min(PANEL);
+                        let dst = panel.add(q * PANEL);
+                        pack_panel(a.add((i + q * PANEL) * k + k0), k, count, kc / 4, dst, p, bias_lane);
                     }
                 }
                 let mut j = j0;
@@ -454,15 +464,18 @@ unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c
                     let bp: [*const i8; BR] =
                     // SAFETY: row j + min(t, cols - 1) < j1 ≤ n, offset k0 < k.
                     core::array::from_fn(|t| unsafe { b.add((j + t.min(cols - 1)) * k + k0) });
+                    let corr: [i32; BR] = core::array::from_fn(|t| sums[j - j0 + t.min(cols - 1)]);
                     // SAFETY: the panel holds kc/4 steps of `p·PANEL` u32; each weight pointer
                     // is valid for kc bytes; the tile's outputs, rows i .. i + rows < m and
                     // columns j .. j + cols ≤ n of `c`, are valid; AVX-512 per the contract.
                     unsafe {
                         let out = c.add(i * n + j);
+                        let panel = panel.cast_const().cast();
                         if p == 2 {
-                            bcast_tile::<2>(kc / 4, panel.cast_const().cast(), &bp, out, n, rows, cols, k0 > 0);
+                            bcast_tile::<2>(kc / 4, panel, &bp, Some(&corr), out, n, rows, cols, k0 > 0);
                         } else {
-                            bcast_tile::<1>(kc / 4, panel.cast_const().cast(), &bp, out, n, rows, cols, k0 > 0);
+                            let corr = (!bias_lane).then_some(&corr);
+                            bcast_tile::<1>(kc / 4, panel, &bp, corr, out, n, rows, cols, k0 > 0);
                         }
                     }
                     j += BR;
@@ -475,19 +488,47 @@ unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c
     }
 }
 
+/// `128·Σ b[0..len]` (wrapping): what the 0x80 bias of the activations adds to a result of
+/// weight row `b`.
+///
+/// # Safety
+/// AVX-512F/BW/VNNI present; `b` valid for `len` bytes.
+#[inline(always)]
+unsafe fn row_sum_x128(b: *const i8, len: usize) -> i32 {
+    // SAFETY: full loads inside `len`, the last one masked to the bytes left.
+    unsafe {
+        let ones = _mm512_set1_epi8(1);
+        let mut acc = _mm512_setzero_si512();
+        let mut o = 0;
+        while o + 64 <= len {
+            acc = _mm512_dpbusd_epi32(acc, ones, _mm512_loadu_si512(b.add(o).cast()));
+            o += 64;
+        }
+        if o < len {
+            let mask: __mmask64 = (1u64 << (len - o)) - 1;
+            acc = _mm512_dpbusd_epi32(acc, ones, _mm512_maskz_loadu_epi8(mask, b.add(o)));
+        }
+        _mm512_reduce_add_epi32(acc).wrapping_mul(128)
+    }
+}
+
 /// `steps` steps of 4 K values: `P` panel vectors per step against `BR` weight rows. The
-/// results, less each panel's bias lane, are transposed in registers (token-major) and
-/// stored (or, with `add`, added) to `rows` rows × `cols` columns at `c`, rows `n` apart.
+/// results, less each weight row's `corr` (the bias correction; `None`: lane 15 of the one
+/// panel is the bias lane), are transposed in
+/// registers (token-major) and stored (or, with `add`, added) to `rows` rows × `cols`
+/// columns at `c`, rows `n` apart.
 ///
 /// # Safety
 /// AVX-512F/BW/VL/VNNI present; `panel` valid for `steps·P·64` bytes, each `b[r]` for
-/// `4·steps` bytes; `rows ≤ P·TOK`, `cols ≤ BR`, and `c` valid for those rows and columns.
+/// `4·steps` bytes; `rows ≤ P·PANEL` (`< PANEL` without `corr`), `cols ≤ BR`, and `c`
+/// valid for those rows and columns.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // one tile's geometry, passed down from one caller
 unsafe fn bcast_tile<const P: usize>(
     steps: usize,
     panel: *const u8,
     b: &[*const i8; BR],
+    corr: Option<&[i32; BR]>,
     c: *mut i32,
     n: usize,
     rows: usize,
@@ -512,20 +553,19 @@ unsafe fn bcast_tile<const P: usize>(
                 }
             }
         }
-        let bias_lane = _mm512_set1_epi32(TOK as i32);
         let mask: __mmask16 = (1u16 << cols) - 1;
         // One panel's accumulators, passed by value with constant panel indices: a loop over
         // `q` indexed `acc` at run time, which kept it in memory (a `memset` per tile).
         let geometry = (c, n, rows, mask, add);
-        store_panel(0, core::array::from_fn(|r| acc[r][0]), bias_lane, geometry);
+        store_panel(0, core::array::from_fn(|r| acc[r][0]), corr, geometry);
         if P == 2 {
-            store_panel(1, core::array::from_fn(|r| acc[r][1 % P]), bias_lane, geometry);
+            store_panel(1, core::array::from_fn(|r| acc[r][1 % P]), corr, geometry);
         }
     }
 }
 
-/// Stores panel `q` of a [`bcast_tile`]: `a` less its bias lane, transposed, to the tile's
-/// rows of that panel.
+/// Stores panel `q` of a [`bcast_tile`]: `a` less the bias correction (`corr`, or lane 15),
+/// transposed, to the tile's rows of that panel.
 ///
 /// # Safety
 /// As [`bcast_tile`]'s.
@@ -533,34 +573,36 @@ unsafe fn bcast_tile<const P: usize>(
 unsafe fn store_panel(
     q: usize,
     a: [__m512i; BR],
-    bias_lane: __m512i,
+    corr: Option<&[i32; BR]>,
     (c, n, rows, mask, add): (*mut i32, usize, usize, __mmask16, bool),
 ) {
     // SAFETY: stores inside the tile of `c` (the caller's contract); register-only otherwise.
     unsafe {
-        let v: [__m512i; 16] = core::array::from_fn(|r| match a.get(r) {
-            Some(&a) => _mm512_sub_epi32(a, _mm512_permutexvar_epi32(bias_lane, a)),
-            None => _mm512_setzero_si512(),
+        let lane15 = _mm512_set1_epi32(PANEL as i32 - 1);
+        let v: [__m512i; 16] = core::array::from_fn(|r| match (a.get(r), corr) {
+            (Some(&a), Some(corr)) => _mm512_sub_epi32(a, _mm512_set1_epi32(corr[r])),
+            (Some(&a), None) => _mm512_sub_epi32(a, _mm512_permutexvar_epi32(lane15, a)),
+            (None, _) => _mm512_setzero_si512(),
         });
         let v = transpose_16x16(v);
-        for (t, &row) in v.iter().enumerate().take(rows.saturating_sub(q * TOK).min(TOK)) {
-            let dst = c.add((q * TOK + t) * n);
+        for (t, &row) in v.iter().enumerate().take(rows.saturating_sub(q * PANEL).min(PANEL)) {
+            let dst = c.add((q * PANEL + t) * n);
             let row = if add { _mm512_add_epi32(row, _mm512_maskz_loadu_epi32(mask, dst)) } else { row };
             _mm512_mask_storeu_epi32(dst, mask, row);
         }
     }
 }
 
-/// Packs `count` ≤ 15 token rows (`k` bytes apart from `a`) into one panel of the broadcast
+/// Packs `count` ≤ 16 token rows (`k` bytes apart from `a`) into one panel of the broadcast
 /// VNNI kernel: `steps` steps of 4 bytes, step `s` at `dst + s·p·PANEL` as 16 lanes (the
-/// tokens biased by 0x80, then zero padding, then the bias lane of 0x80). Sixteen steps at
-/// a time: 16 row loads, one in-register transpose, 16 stores.
+/// tokens biased by 0x80, then zero padding; with `bias_lane`, `count` < 16 and lane 15 is
+/// all 0x80). Sixteen steps at a time: 16 row loads, one in-register transpose, 16 stores.
 ///
 /// # Safety
 /// AVX-512F/BW present; each of the `count` rows valid for `4·steps` bytes; `dst` valid
 /// for `steps` steps.
 #[inline(always)]
-unsafe fn pack_panel(a: *const i8, k: usize, count: usize, steps: usize, dst: *mut u32, p: usize) {
+unsafe fn pack_panel(a: *const i8, k: usize, count: usize, steps: usize, dst: *mut u32, p: usize, bias_lane: bool) {
     // SAFETY: masked loads read only the `4·cnt` bytes left in each row; stores stay within
     // the `steps` steps of `dst`.
     unsafe {
@@ -573,7 +615,9 @@ unsafe fn pack_panel(a: *const i8, k: usize, count: usize, steps: usize, dst: *m
             for (t, v) in r.iter_mut().enumerate().take(count) {
                 *v = _mm512_xor_si512(_mm512_maskz_loadu_epi32(mask, a.add(t * k + 4 * s0).cast()), bias);
             }
-            r[TOK] = bias;
+            if bias_lane {
+                r[PANEL - 1] = bias;
+            }
             let out = transpose_16x16(r);
             for (x, &v) in out.iter().enumerate().take(cnt) {
                 _mm512_storeu_si512(dst.add((s0 + x) * p * PANEL).cast(), v);
