@@ -5,11 +5,14 @@
 //! then sleep on a `Condvar` (a forward pass is hundreds of runs a few hundred µs apart,
 //! and a futex wake-up costs tens of µs on a VM); the caller likewise spins briefly for
 //! the workers to finish before it sleeps. A run publishes a task count and a borrowed
-//! closure; the caller and the woken workers take task indices from one atomic counter
-//! until none are left (so a worker the OS has not scheduled yet costs nothing: the others
-//! take its tasks), and `run` returns once every worker that joined has finished. Which
-//! thread runs which task varies from run to run, so callers make each task's result
-//! independent of that (see `par.rs`).
+//! closure. Each thread has a *home* share of the task indices (the caller the first
+//! `tasks / threads`, worker 1 the next, …) and takes them from its own atomic counter
+//! first, then takes what is left of the others' (so a worker the OS has not scheduled
+//! yet costs nothing: the others take its tasks). Home shares keep the same rows or
+//! columns on the same core from one loop to the next, so their cache lines do not move
+//! between cores. `run` returns once every worker that joined has finished. Which thread
+//! runs which task can still vary, so callers make each task's result independent of that
+//! (see `par.rs`).
 //!
 //! Not a crate (rayon, etc.): `rayon::scope` allocates per spawned job, and the engine's
 //! rule is no allocation per inference. This file is the whole mechanism.
@@ -40,6 +43,10 @@ fn spin_until(done: impl Fn() -> bool) -> bool {
     }
 }
 
+/// One thread's task counter, alone in its cache line.
+#[repr(align(64))]
+struct Counter(AtomicUsize);
+
 /// The closure of the run in progress, with its lifetime erased (see `Pool::run`).
 type Job = &'static (dyn Fn(usize) + Sync);
 
@@ -61,8 +68,10 @@ struct Shared {
     wake: Condvar,
     /// The caller waits here for `busy` to reach 0.
     idle: Condvar,
-    /// The next task index of the current run.
-    next: AtomicUsize,
+    /// Per thread (the caller is 0): the next task index of its home share of the run.
+    next: Vec<Counter>,
+    /// Workers asleep on `wake` (a run wakes them only when there are some).
+    sleeping: AtomicUsize,
     /// `State::generation` and `State::busy`, readable without the lock: what spinning
     /// threads watch (the state under the lock stays the authority).
     generation: AtomicU64,
@@ -76,14 +85,23 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes task indices until none are left.
-    fn drain(&self, job: Job, tasks: usize) {
-        loop {
-            let t = self.next.fetch_add(1, Ordering::Relaxed);
-            if t >= tasks {
-                return;
+    /// The end of thread `slot`'s home share of `tasks` (it starts where `slot − 1`'s ends).
+    fn home_end(&self, slot: usize, tasks: usize) -> usize {
+        tasks * (slot + 1) / self.next.len()
+    }
+
+    /// Thread `slot` runs its home share of the tasks, then whatever is left of the others'.
+    fn drain(&self, slot: usize, job: Job, tasks: usize) {
+        let threads = self.next.len();
+        for o in (0..threads).map(|i| (slot + i) % threads) {
+            let end = self.home_end(o, tasks);
+            loop {
+                let t = self.next[o].0.fetch_add(1, Ordering::Relaxed);
+                if t >= end {
+                    break;
+                }
+                job(t);
             }
-            job(t);
         }
     }
 }
@@ -134,7 +152,8 @@ impl Pool {
             state: Mutex::new(State { job: None, generation: 0, busy: 0, panicked: false, shutdown: false }),
             wake: Condvar::new(),
             idle: Condvar::new(),
-            next: AtomicUsize::new(0),
+            next: (0..threads.max(1)).map(|_| Counter(AtomicUsize::new(0))).collect(),
+            sleeping: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
             busy: AtomicUsize::new(0),
         });
@@ -142,7 +161,7 @@ impl Pool {
         for i in 1..threads.max(1) {
             let shared = Arc::clone(&pool.shared);
             // On an error `pool` drops here, which stops the workers already started.
-            let handle = std::thread::Builder::new().name(format!("albert-{i}")).spawn(move || worker(&shared))?;
+            let handle = std::thread::Builder::new().name(format!("albert-{i}")).spawn(move || worker(&shared, i))?;
             pool.workers.push(handle);
         }
         Ok(pool)
@@ -172,14 +191,22 @@ impl Pool {
         let job: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(f) };
         {
             let mut st = sh.lock();
-            sh.next.store(0, Ordering::Relaxed);
+            // Each counter starts at its home share (published by the generation's Release).
+            for (slot, c) in sh.next.iter().enumerate() {
+                c.0.store(if slot == 0 { 0 } else { sh.home_end(slot - 1, tasks) }, Ordering::Relaxed);
+            }
             st.job = Some((job, tasks));
             st.generation = st.generation.wrapping_add(1);
             sh.generation.store(st.generation, Ordering::Release);
             st.panicked = false;
         }
-        sh.wake.notify_all();
-        let mine = catch_unwind(AssertUnwindSafe(|| sh.drain(job, tasks)));
+        // Spinning workers see the new generation by themselves; only sleepers need the
+        // (system call of a) wake-up. A worker counts itself asleep under the lock, which
+        // this run held while publishing, so none can be missed.
+        if sh.sleeping.load(Ordering::Acquire) > 0 {
+            sh.wake.notify_all();
+        }
+        let mine = catch_unwind(AssertUnwindSafe(|| sh.drain(0, job, tasks)));
         // Workers that joined are usually about to finish: wait for them awake first.
         spin_until(|| sh.busy.load(Ordering::Acquire) == 0);
         let worker_panicked = {
@@ -210,7 +237,7 @@ impl Drop for Pool {
     }
 }
 
-fn worker(sh: &Shared) {
+fn worker(sh: &Shared, slot: usize) {
     let mut seen = 0u64;
     loop {
         let (job, tasks) = {
@@ -233,11 +260,13 @@ fn worker(sh: &Shared) {
                 let woke = spin_until(|| sh.generation.load(Ordering::Acquire) != seen);
                 st = sh.lock();
                 if !woke && st.generation == seen && !st.shutdown {
+                    sh.sleeping.fetch_add(1, Ordering::AcqRel);
                     st = sh.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+                    sh.sleeping.fetch_sub(1, Ordering::AcqRel);
                 }
             }
         };
-        let ok = catch_unwind(AssertUnwindSafe(|| sh.drain(job, tasks))).is_ok();
+        let ok = catch_unwind(AssertUnwindSafe(|| sh.drain(slot, job, tasks))).is_ok();
         let mut st = sh.lock();
         st.panicked |= !ok;
         st.busy -= 1;

@@ -5,7 +5,7 @@ use super::observe::{Gemm, NoObserver, Observer, Site};
 use super::scratch::{Plan, Work};
 use super::weights::{Layer, Linear, Matrix, Norm};
 use super::{Inputs, Model};
-use crate::config::ModelConfig;
+use crate::config::{Activation, ModelConfig};
 use crate::error::Error;
 use crate::kernels::attention::QROWS;
 use crate::kernels::{self, attention, scalar};
@@ -48,6 +48,12 @@ impl Encoded<'_> {
     }
 }
 
+/// Rows per thread from which [`linear_rows`] cuts a GEMM by rows: two 16-token panels of
+/// the `vnni` kernel, so each thread still runs its widest tiles.
+const ROWS_PER_THREAD: usize = 32;
+/// The fewest rows of accumulators a row part may have.
+const PANEL_ROWS: usize = 16;
+
 /// Output columns per part of a parallel GEMM are a multiple of this: the tile widths of
 /// every kernel (2, 3, 4) divide it, so only a matrix's last part has a ragged tile.
 const COL_ALIGN: usize = 48;
@@ -60,7 +66,50 @@ const COL_ALIGN: usize = 48;
 /// scales, bias and outlier channels to its columns, so every output element goes through
 /// the same operations whatever the number of threads.
 pub(crate) fn linear(x: &[f32], m: usize, lin: &Linear<'_>, y: &mut [f32], work: &mut Work<'_>, par: Par<'_>) {
-    linear_with(x, m, lin, y, work, par, false)
+    linear_with(x, m, lin, y, work, par, false, false, Post::None)
+}
+
+/// A row-wise step applied to a linear's output (see [`linear_rows`]).
+#[derive(Clone, Copy)]
+enum Post<'a> {
+    None,
+    /// The activation, on every value.
+    Act(Activation),
+    /// `y += residual`, then LayerNorm, row by row (as [`add_norm_rows`]).
+    AddNorm(&'a [f32], &'a Norm<'a>, f32),
+}
+
+impl Post<'_> {
+    /// Applies the step to rows `r0 ..` of the output (`y` holds whole rows of `n`).
+    #[inline]
+    fn apply(&self, y: &mut [f32], r0: usize, n: usize) {
+        match *self {
+            Post::None => {}
+            Post::Act(act) => ops::activate(y, act),
+            Post::AddNorm(residual, norm, eps) => {
+                for (i, row) in y.chunks_exact_mut(n).enumerate() {
+                    add_norm_row(row, Some(&residual[(r0 + i) * n..(r0 + i + 1) * n]), norm, eps);
+                }
+            }
+        }
+    }
+}
+
+/// [`linear`] whose output rows feed a row-wise step `post` (LayerNorm, the activation):
+/// with several threads and enough rows the GEMM is cut by rows instead of columns, one
+/// part per thread, so each thread quantizes, multiplies and finishes (`post`) its own rows
+/// with no barrier in between and no row changing cores. Otherwise `post` runs after the
+/// GEMM, rows in parallel. Bit-identical either way.
+fn linear_rows(
+    x: &[f32],
+    m: usize,
+    lin: &Linear<'_>,
+    y: &mut [f32],
+    work: &mut Work<'_>,
+    par: Par<'_>,
+    post: Post<'_>,
+) {
+    linear_with(x, m, lin, y, work, par, false, true, post)
 }
 
 /// Whether `b` quantizes its input exactly as `a` does (int8 weights, the same activation
@@ -85,6 +134,7 @@ fn same_input_quantization(a: &Linear<'_>, b: &Linear<'_>) -> bool {
 
 /// [`linear`]; with `quantized`, `work` already holds `x` quantized as `lin` needs it
 /// (see [`same_input_quantization`]).
+#[allow(clippy::too_many_arguments)]
 fn linear_with(
     x: &[f32],
     m: usize,
@@ -93,6 +143,8 @@ fn linear_with(
     work: &mut Work<'_>,
     par: Par<'_>,
     quantized: bool,
+    by_rows: bool,
+    post: Post<'_>,
 ) {
     let (n, k) = (lin.w.rows, lin.w.cols);
     let y = &mut y[..m * n];
@@ -128,8 +180,64 @@ fn linear_with(
             epilogue(x, m, k, lin, &mut ys.take(0));
         }
         Matrix::I8 { q, scales, act16 } => {
-            // Quantize every input row (per token; centred when the linear has row sums).
             let asym = lin.row_sum.is_some();
+            let kern = kernels::active();
+            // int16 activations accumulate in i64: the i32 region viewed as i64 when a row
+            // fits there (the dedicated one-row `acc64` otherwise, e.g. for a
+            // vocabulary-wide decoder).
+            let (acc32, acc64): (&mut [i32], &mut [i64]) = if act16 {
+                let wide64 = bytemuck::pod_align_to_mut::<i32, i64>(&mut *work.acc).1;
+                (&mut [], if wide64.len() >= n { wide64 } else { &mut *work.acc64 })
+            } else {
+                (&mut *work.acc, &mut [])
+            };
+            let acc_len = if act16 { acc64.len() } else { acc32.len() };
+            let threads = par.threads();
+            if by_rows && threads > 1 && m >= ROWS_PER_THREAD * threads && acc_len / threads / n >= PANEL_ROWS {
+                // One part per thread, each a block of whole rows: it quantizes its rows,
+                // multiplies them by every weight row and finishes them (and `post`), so its
+                // output rows stay in its core's cache for the row-wise step that follows,
+                // and the activations are packed once per column block as with one thread.
+                let rows = Partition::even(m, threads, 1);
+                let per_part = Partition::even(threads, threads, 1);
+                let unit = acc_len / threads;
+                let acc32 = Chunks::new(acc32, if act16 { Partition::EMPTY } else { per_part }, unit);
+                let acc64 = Chunks::new(acc64, if act16 { per_part } else { Partition::EMPTY }, unit);
+                let qs = Chunks::new(&mut work.qs[..m], rows, 1);
+                let qc = Chunks::new(&mut work.qc[..m], rows, 1);
+                let q8 = Chunks::new(
+                    if act16 { &mut [] } else { &mut work.qx[..m * k] },
+                    if act16 { Partition::EMPTY } else { rows },
+                    k,
+                );
+                let q16 = Chunks::new(
+                    if act16 { &mut work.qx16[..m * k] } else { &mut [] },
+                    if act16 { rows } else { Partition::EMPTY },
+                    k,
+                );
+                let ys = Chunks::new(y, rows, n);
+                par.run(&rows, &|p| {
+                    let r = rows.range(p);
+                    let mp = r.len();
+                    let xp = &x[r.start * k..r.end * k];
+                    let (qs, qc) = (qs.take(p), qc.take(p));
+                    let (q8, q16) = if act16 { (&mut [][..], q16.take(p)) } else { (q8.take(p), &mut [][..]) };
+                    if !quantized {
+                        quantize_rows(xp, k, lin, asym, qs, qc, q8, q16);
+                    }
+                    let (acc32, acc64) =
+                        if act16 { (&mut [][..], acc64.take(p)) } else { (acc32.take(p), &mut [][..]) };
+                    let yp = ys.take(p);
+                    {
+                        let all = Columns::new(&mut *yp, mp, n, Partition::even(n, 1, 1), 1);
+                        let mut yv = all.take(0);
+                        int8_part(kern, xp, mp, lin, q, scales, (q8, q16, qs, qc), &mut yv, (acc32, acc64));
+                    }
+                    post.apply(yp, r.start, n);
+                });
+                return;
+            }
+            // Quantize every input row (per token; centred when the linear has row sums).
             let rows = par.partition(m, 1);
             if !quantized {
                 let qs = Chunks::new(&mut work.qs[..m], rows, 1);
@@ -145,80 +253,116 @@ fn linear_with(
                     k,
                 );
                 par.run(&rows, &|p| {
-                    let (qs, qc) = (qs.take(p), qc.take(p));
-                    let r0 = rows.range(p).start;
+                    let r = rows.range(p);
                     let (q8, q16) = if act16 { (&mut [][..], q16.take(p)) } else { (q8.take(p), &mut [][..]) };
-                    for (i, (t, c)) in qs.iter_mut().zip(qc.iter_mut()).enumerate() {
-                        let xr = &x[(r0 + i) * k..(r0 + i + 1) * k];
-                        (*t, *c) = if act16 {
-                            ops::quantize_row(xr, lin.input_mul, asym, &mut q16[i * k..(i + 1) * k])
-                        } else {
-                            ops::quantize_row(xr, lin.input_mul, asym, &mut q8[i * k..(i + 1) * k])
-                        };
-                    }
+                    quantize_rows(&x[r.start * k..r.end * k], k, lin, asym, qs.take(p), qc.take(p), q8, q16);
                 });
             }
             // The process's kernel (`kernels::selected`) over blocks of rows as large as
-            // the accumulators allow (all rows at short sequences). int16 activations
-            // accumulate in i64: the i32 region viewed as i64 when a row fits there (the
-            // dedicated one-row `acc64` otherwise, e.g. for a vocabulary-wide decoder).
-            let kern = kernels::active();
-            let (acc32, acc64): (&mut [i32], &mut [i64]) = if act16 {
-                let wide64 = bytemuck::pod_align_to_mut::<i32, i64>(&mut *work.acc).1;
-                (&mut [], if wide64.len() >= n { wide64 } else { &mut *work.acc64 })
-            } else {
-                (&mut *work.acc, &mut [])
-            };
-            let block = if act16 { acc64.len() / n } else { acc32.len() / n }.clamp(1, m);
+            // the accumulators allow (all rows at short sequences), each part its columns.
+            let block = (acc_len / n).clamp(1, m);
             // Part p's accumulators: `block` rows of its columns, packed.
             let acc32 = Chunks::new(acc32, if act16 { Partition::EMPTY } else { cols }, block);
             let acc64 = Chunks::new(acc64, if act16 { cols } else { Partition::EMPTY }, block);
-            let (qx, qx16, qs, qc) = (&work.qx[..], &work.qx16[..], &work.qs[..m], &work.qc[..m]);
+            let (qx, qx16, qs, qc) = (&work.qx[..m * k], &work.qx16[..m * k], &work.qs[..m], &work.qc[..m]);
+            let (qx, qx16) = if act16 { (&[][..], qx16) } else { (qx, &[][..]) };
             let ys = Columns::new(y, m, n, cols, 1);
             par.run(&cols, &|p| {
                 let mut yv = ys.take(p);
-                let js = yv.cols();
-                let nc = js.len();
-                let (wq, sc) = (&q[js.start * k..js.end * k], &scales[js.clone()]);
                 let (acc32, acc64) = if act16 { (&mut [][..], acc64.take(p)) } else { (acc32.take(p), &mut [][..]) };
-                for r0 in (0..m).step_by(block) {
-                    let rows = block.min(m - r0);
-                    if act16 {
-                        kern.gemm_i16_i8_i64(rows, nc, k, &qx16[r0 * k..(r0 + rows) * k], wq, &mut acc64[..rows * nc]);
-                    } else {
-                        kern.gemm_i8_i32(rows, nc, k, &qx[r0 * k..(r0 + rows) * k], wq, &mut acc32[..rows * nc]);
-                    }
-                    kernels::vectorized(
-                        #[inline(always)]
-                        || {
-                            for r in r0..r0 + rows {
-                                let (t, c) = (qs[r], qc[r]);
-                                let out = yv.row(r);
-                                let at = (r - r0) * nc..(r - r0 + 1) * nc;
-                                if act16 {
-                                    for ((o, &a), &s) in out.iter_mut().zip(&acc64[at]).zip(sc) {
-                                        *o = t * s * a as f32;
-                                    }
-                                } else {
-                                    for ((o, &a), &s) in out.iter_mut().zip(&acc32[at]).zip(sc) {
-                                        *o = t * s * a as f32;
-                                    }
-                                }
-                                if let Some(rs) = lin.row_sum {
-                                    // The centre c of the token's range times Σ_k W[n][k].
-                                    out.iter_mut().zip(&rs[js.clone()]).for_each(|(o, &s)| *o += c * s);
-                                }
-                            }
-                        },
-                    );
-                }
-                kernels::vectorized(
-                    #[inline(always)]
-                    || epilogue(x, m, k, lin, &mut yv),
-                );
+                int8_part(kern, x, m, lin, q, scales, (qx, qx16, qs, qc), &mut yv, (acc32, acc64));
             });
         }
     }
+    if !matches!(post, Post::None) {
+        let rows = par.partition(m, 1);
+        let ys = Chunks::new(y, rows, n);
+        par.run(&rows, &|p| post.apply(ys.take(p), rows.range(p).start, n));
+    }
+}
+
+/// Quantizes rows of `x` (`k` wide) per token for `lin`: scales into `qs`, centres into
+/// `qc`, values into `q8` or (int16 activations) `q16`.
+#[allow(clippy::too_many_arguments)]
+fn quantize_rows(
+    x: &[f32],
+    k: usize,
+    lin: &Linear<'_>,
+    asym: bool,
+    qs: &mut [f32],
+    qc: &mut [f32],
+    q8: &mut [i8],
+    q16: &mut [i16],
+) {
+    for (i, (t, c)) in qs.iter_mut().zip(qc.iter_mut()).enumerate() {
+        let xr = &x[i * k..(i + 1) * k];
+        (*t, *c) = if q8.is_empty() {
+            ops::quantize_row(xr, lin.input_mul, asym, &mut q16[i * k..(i + 1) * k])
+        } else {
+            ops::quantize_row(xr, lin.input_mul, asym, &mut q8[i * k..(i + 1) * k])
+        };
+    }
+}
+
+/// `m` quantized rows (`qx` or `qx16`, scales `qs`, centres `qc`) times the weight rows
+/// of `yv`'s columns, in blocks of rows as large as the accumulators (`acc32` or `acc64`)
+/// hold; dequantized, with the row-sum term, bias and outlier channels, into `yv`. `x` is
+/// the f32 input of those rows (for the outlier channels). The same operations for every
+/// element whichever rows and columns a part holds.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn int8_part(
+    kern: kernels::Kernel,
+    x: &[f32],
+    m: usize,
+    lin: &Linear<'_>,
+    q: &[i8],
+    scales: &[f32],
+    (qx, qx16, qs, qc): (&[i8], &[i16], &[f32], &[f32]),
+    yv: &mut ColumnsMut<'_, f32>,
+    (acc32, acc64): (&mut [i32], &mut [i64]),
+) {
+    let k = lin.w.cols;
+    let act16 = qx.is_empty();
+    let js = yv.cols();
+    let nc = js.len();
+    let block = if act16 { acc64.len() } else { acc32.len() } / nc.max(1);
+    let block = block.clamp(1, m.max(1));
+    let (wq, sc) = (&q[js.start * k..js.end * k], &scales[js.clone()]);
+    for r0 in (0..m).step_by(block) {
+        let rows = block.min(m - r0);
+        if act16 {
+            kern.gemm_i16_i8_i64(rows, nc, k, &qx16[r0 * k..(r0 + rows) * k], wq, &mut acc64[..rows * nc]);
+        } else {
+            kern.gemm_i8_i32(rows, nc, k, &qx[r0 * k..(r0 + rows) * k], wq, &mut acc32[..rows * nc]);
+        }
+        kernels::vectorized(
+            #[inline(always)]
+            || {
+                for r in r0..r0 + rows {
+                    let (t, c) = (qs[r], qc[r]);
+                    let out = yv.row(r);
+                    let at = (r - r0) * nc..(r - r0 + 1) * nc;
+                    if act16 {
+                        for ((o, &a), &s) in out.iter_mut().zip(&acc64[at]).zip(sc) {
+                            *o = t * s * a as f32;
+                        }
+                    } else {
+                        for ((o, &a), &s) in out.iter_mut().zip(&acc32[at]).zip(sc) {
+                            *o = t * s * a as f32;
+                        }
+                    }
+                    if let Some(rs) = lin.row_sum {
+                        // The centre c of the token's range times Σ_k W[n][k].
+                        out.iter_mut().zip(&rs[js.clone()]).for_each(|(o, &s)| *o += c * s);
+                    }
+                }
+            },
+        );
+    }
+    kernels::vectorized(
+        #[inline(always)]
+        || epilogue(x, m, k, lin, yv),
+    );
 }
 
 /// The bias and the f32 outlier channels of `lin`, added to one part's columns of `y`:
@@ -281,12 +425,18 @@ fn add_norm_rows(x: &mut [f32], residual: Option<&[f32]>, width: usize, norm: &N
     par.run(&rows, &|p| {
         let r0 = rows.range(p).start;
         for (i, row) in xs.take(p).chunks_exact_mut(width).enumerate() {
-            if let Some(res) = residual {
-                row.iter_mut().zip(&res[(r0 + i) * width..]).for_each(|(a, &h)| *a += h);
-            }
-            ops::layer_norm(row, norm.gamma, norm.beta, eps);
+            add_norm_row(row, residual.map(|r| &r[(r0 + i) * width..(r0 + i + 1) * width]), norm, eps);
         }
     });
+}
+
+/// `row += residual` (when given), then LayerNorm.
+#[inline]
+fn add_norm_row(row: &mut [f32], residual: Option<&[f32]>, norm: &Norm<'_>, eps: f32) {
+    if let Some(res) = residual {
+        row.iter_mut().zip(res).for_each(|(a, &h)| *a += h);
+    }
+    ops::layer_norm(row, norm.gamma, norm.beta, eps);
 }
 
 impl Model<'_> {
@@ -440,9 +590,9 @@ fn layer_forward<O: Observer>(
 
     linear(hidden, t, &l.query, x.q, work, par);
     obs.gemm(site(Gemm::Query), hidden, x.q, t);
-    linear_with(hidden, t, &l.key, x.k, work, par, same_input_quantization(&l.query, &l.key));
+    linear_with(hidden, t, &l.key, x.k, work, par, same_input_quantization(&l.query, &l.key), false, Post::None);
     obs.gemm(site(Gemm::Key), hidden, x.k, t);
-    linear_with(hidden, t, &l.value, x.v, work, par, same_input_quantization(&l.key, &l.value));
+    linear_with(hidden, t, &l.value, x.v, work, par, same_input_quantization(&l.key, &l.value), false, Post::None);
     obs.gemm(site(Gemm::Value), hidden, x.v, t);
 
     // Heads in parallel: a part owns its heads' columns of the context and one row of
@@ -487,17 +637,25 @@ fn layer_forward<O: Observer>(
         }
     });
 
-    linear(x.ctx, t, &l.dense, x.attn, work, par);
-    obs.gemm(site(Gemm::Dense), x.ctx, x.attn, t);
-    add_norm_rows(x.attn, Some(hidden), h, &l.attn_norm, c.layer_norm_eps, par);
-
-    linear(x.attn, t, &l.ffn, x.ffn, work, par);
-    obs.gemm(site(Gemm::Ffn), x.attn, x.ffn, t);
-    let i = c.intermediate_size as usize;
-    let rows = par.partition(t, 1);
-    let ffn = Chunks::new(&mut *x.ffn, rows, i);
-    par.run(&rows, &|p| ops::activate(ffn.take(p), c.hidden_act));
-    linear(x.ffn, t, &l.ffn_output, hidden, work, par);
-    obs.gemm(site(Gemm::FfnOutput), x.ffn, hidden, t);
-    add_norm_rows(hidden, Some(x.attn), h, &l.out_norm, c.layer_norm_eps, par);
+    // The row-wise steps after the dense, FFN and FFN-output linears run inside them (by
+    // each thread on the rows it produced when the GEMM is cut by rows), unless an
+    // observer must see the linear's own output first.
+    let eps = c.layer_norm_eps;
+    if O::OBSERVES {
+        linear_rows(x.ctx, t, &l.dense, x.attn, work, par, Post::None);
+        obs.gemm(site(Gemm::Dense), x.ctx, x.attn, t);
+        add_norm_rows(x.attn, Some(hidden), h, &l.attn_norm, eps, par);
+        linear_rows(x.attn, t, &l.ffn, x.ffn, work, par, Post::None);
+        obs.gemm(site(Gemm::Ffn), x.attn, x.ffn, t);
+        let rows = par.partition(t, 1);
+        let ffn = Chunks::new(&mut *x.ffn, rows, c.intermediate_size as usize);
+        par.run(&rows, &|p| ops::activate(ffn.take(p), c.hidden_act));
+        linear_rows(x.ffn, t, &l.ffn_output, hidden, work, par, Post::None);
+        obs.gemm(site(Gemm::FfnOutput), x.ffn, hidden, t);
+        add_norm_rows(hidden, Some(x.attn), h, &l.out_norm, eps, par);
+    } else {
+        linear_rows(x.ctx, t, &l.dense, x.attn, work, par, Post::AddNorm(hidden, &l.attn_norm, eps));
+        linear_rows(x.attn, t, &l.ffn, x.ffn, work, par, Post::Act(c.hidden_act));
+        linear_rows(x.ffn, t, &l.ffn_output, hidden, work, par, Post::AddNorm(x.attn, &l.out_norm, eps));
+    }
 }

@@ -44,6 +44,10 @@ pub struct Site {
 
 /// Receives intermediate values of [`crate::Model::encode_observed`].
 pub trait Observer {
+    /// Whether the observer looks at anything; `false` lets the encoder fuse steps whose
+    /// intermediate values it would otherwise have to show (the FFN output before its
+    /// activation).
+    const OBSERVES: bool = true;
     /// After a GEMM (bias added, before any residual): input `x` is `m × k`, output `y` is
     /// `m × n`, both row-major.
     fn gemm(&mut self, _site: Site, _x: &[f32], _y: &[f32], _m: usize) {}
@@ -54,4 +58,6 @@ pub trait Observer {
 /// The observer that observes nothing.
 pub struct NoObserver;
 
-impl Observer for NoObserver {}
+impl Observer for NoObserver {
+    const OBSERVES: bool = false;
+}
