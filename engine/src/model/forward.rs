@@ -149,7 +149,13 @@ fn linear_with(
     let (n, k) = (lin.w.rows, lin.w.cols);
     let y = &mut y[..m * n];
     let x = &x[..m * k];
-    let cols = par.partition(n, COL_ALIGN);
+    // Many rows: one column part per thread, since every part packs all the rows'
+    // activations again (`vnni`); few rows: a few parts per thread (`Par::partition`).
+    let cols = if m >= ROWS_PER_THREAD && matches!(lin.w.m, Matrix::I8 { .. }) {
+        Partition::even(n, par.threads(), COL_ALIGN)
+    } else {
+        par.partition(n, COL_ALIGN)
+    };
     match lin.w.m {
         Matrix::F32(w) => {
             let ys = Columns::new(y, m, n, cols, 1);
