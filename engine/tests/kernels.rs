@@ -223,8 +223,27 @@ fn int16_activations_every_kernel() {
             // under Miri.
             let (m, n, k) = if cfg!(miri) { (1, 2, 600) } else { (2, 5, 5000) };
             check16(kern, m, n, k, &vec![x; m * k], &vec![y; n * k]);
+            // The same from 16 rows up (vnni's broadcast form: two byte panels per tile).
+            let (m, n, k) = if cfg!(miri) { (16, 2, 40) } else { (17, 13, 4100) };
+            check16(kern, m, n, k, &vec![x; m * k], &vec![y; n * k]);
         }
-        let shapes = [(1, 1, 1), (1, 7, 15), (3, 9, 17), (2, 768, 768), (5, 6, 3072), (4, 3, 2049)];
+        // Ragged shapes below and from 8 rows: rows around a 16-token tile, K past 1024-value
+        // chunks and off 64-byte row sums, N around the 12-row tile and past a column block.
+        let shapes = [
+            (1, 1, 1),
+            (1, 7, 15),
+            (3, 9, 17),
+            (2, 768, 768),
+            (5, 6, 3072),
+            (4, 3, 2049),
+            (8, 12, 4),
+            (15, 13, 1028),
+            (16, 25, 2052),
+            (17, 11, 3072),
+            (33, 700, 768),
+            (20, 1030, 4),
+            (47, 13, 100),
+        ];
         for (t, &(m, n, k)) in shapes.iter().filter(|&&(m, n, k)| !cfg!(miri) || m * n * k < 100_000).enumerate() {
             let mut next = rng(31 + t as u64);
             let a: Vec<i16> = (0..m * k).map(|_| i16::from_le_bytes([next() as u8, next() as u8])).collect();

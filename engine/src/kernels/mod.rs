@@ -201,7 +201,7 @@ fn table_entry(name: &'static str) -> Option<(GemmI8, GemmI16)> {
         #[cfg(target_arch = "x86_64")]
         "avx2" => (x86::avx2_gemm_i8_i32_4x3, x86::avx2_gemm_i16_i8_i64_3x4),
         #[cfg(target_arch = "x86_64")]
-        "vnni" => (x86::avx512vnni_gemm_i8_i32, x86::avx512vnni_gemm_i16_i8_i64_4x4),
+        "vnni" => (x86::avx512vnni_gemm_i8_i32, x86::avx512vnni_gemm_i16_i8_i64),
         #[cfg(target_arch = "aarch64")]
         "neon" => (aarch64::neon_gemm_i8_i32_4x4, aarch64::neon_gemm_i16_i8_i64_4x4),
         #[cfg(target_arch = "aarch64")]

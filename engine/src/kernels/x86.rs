@@ -357,12 +357,14 @@ unsafe fn tile16_vnni<const R: usize, const C: usize>(
     }
 }
 
-/// The AVX-512 VNNI int16×int8 kernel (`vnni`): tiles of 4 activation rows × 4 weight rows.
+/// The AVX-512 VNNI int16×int8 kernel (`vnni`). From 16 rows up, with `K` a multiple of 4,
+/// the broadcast form on the two bytes of each activation ([`vnni_bcast16`]); the
+/// `vpdpwssd` tiles ([`tile16_vnni`]) otherwise.
 ///
 /// # Safety
 /// AVX-512F/BW/VL/VNNI present; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n` elements.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) unsafe fn avx512vnni_gemm_i16_i8_i64_4x4(
+pub(super) unsafe fn avx512vnni_gemm_i16_i8_i64(
     m: usize,
     n: usize,
     k: usize,
@@ -370,6 +372,22 @@ pub(super) unsafe fn avx512vnni_gemm_i16_i8_i64_4x4(
     b: *const i8,
     c: *mut i64,
 ) {
+    // SAFETY: the same contract, passed on.
+    unsafe {
+        if m >= PANEL && k.is_multiple_of(4) {
+            vnni_bcast16(m, n, k, a, b, c)
+        } else {
+            avx512vnni_gemm_i16_i8_i64_4x4(m, n, k, a, b, c)
+        }
+    }
+}
+
+/// The AVX-512 VNNI int16×int8 tiles: 4 activation rows × 4 weight rows.
+///
+/// # Safety
+/// AVX-512F/BW/VL/VNNI present; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n` elements.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn avx512vnni_gemm_i16_i8_i64_4x4(m: usize, n: usize, k: usize, a: *const i16, b: *const i8, c: *mut i64) {
     // SAFETY: rows < m of `a`, < n of `b`, stores to `c[i·n + j]` with i < m, j < n.
     unsafe { super::drive16!(tile16_vnni, 4, 4, m, n, k, a, b, c) }
 }
@@ -538,6 +556,28 @@ unsafe fn bcast_tile<const P: usize>(
     // SAFETY: loads inside the panel and the weight rows, stores inside the tile of `c`,
     // per the contract.
     unsafe {
+        let acc = bcast_acc::<P>(steps, panel, b);
+        let mask: __mmask16 = (1u16 << cols) - 1;
+        // One panel's accumulators, passed by value with constant panel indices: a loop over
+        // `q` indexed `acc` at run time, which kept it in memory (a `memset` per tile).
+        let geometry = (c, n, rows, mask, add);
+        store_panel(0, core::array::from_fn(|r| acc[r][0]), corr, geometry);
+        if P == 2 {
+            store_panel(1, core::array::from_fn(|r| acc[r][1 % P]), corr, geometry);
+        }
+    }
+}
+
+/// `steps` steps of 4 K values of the broadcast VNNI kernel: `P` panel vectors per step
+/// against `BR` weight rows, into `BR × P` accumulators.
+///
+/// # Safety
+/// AVX-512F/BW/VL/VNNI present; `panel` valid for `steps·P·64` bytes, each `b[r]` for
+/// `4·steps` bytes.
+#[inline(always)]
+unsafe fn bcast_acc<const P: usize>(steps: usize, panel: *const u8, b: &[*const i8; BR]) -> [[__m512i; P]; BR] {
+    // SAFETY: loads inside the panel and the weight rows, per the contract.
+    unsafe {
         // Built element by element: an array repeat expression became a `memset` call
         // (and a `vzeroupper`) per tile.
         let mut acc: [[__m512i; P]; BR] = core::array::from_fn(|_| core::array::from_fn(|_| _mm512_setzero_si512()));
@@ -553,14 +593,7 @@ unsafe fn bcast_tile<const P: usize>(
                 }
             }
         }
-        let mask: __mmask16 = (1u16 << cols) - 1;
-        // One panel's accumulators, passed by value with constant panel indices: a loop over
-        // `q` indexed `acc` at run time, which kept it in memory (a `memset` per tile).
-        let geometry = (c, n, rows, mask, add);
-        store_panel(0, core::array::from_fn(|r| acc[r][0]), corr, geometry);
-        if P == 2 {
-            store_panel(1, core::array::from_fn(|r| acc[r][1 % P]), corr, geometry);
-        }
+        acc
     }
 }
 
@@ -621,6 +654,160 @@ unsafe fn pack_panel(a: *const i8, k: usize, count: usize, steps: usize, dst: *m
             let out = transpose_16x16(r);
             for (x, &v) in out.iter().enumerate().take(cnt) {
                 _mm512_storeu_si512(dst.add((s0 + x) * p * PANEL).cast(), v);
+            }
+            s0 += 16;
+        }
+    }
+}
+
+/// The broadcast form for int16 activations (the linears `quantize --act16` names): each
+/// activation `x = 256·hi + lo` is split into its signed high byte `hi` and unsigned low
+/// byte `lo` while it is packed, so `Σ x·b = 256·Σ hi·b + Σ lo·b` is two `vpdpbusd`
+/// products of the [`vnni_bcast`] kind: a tile is 16 tokens, its high bytes (biased by
+/// 0x80, corrected with the weight row sums) in panel 0 and its low bytes (already
+/// unsigned) in panel 1, against 12 weight rows. The two i32 sums are combined in i64 at
+/// the store. Exact: each K chunk's sums fit in i32 (1024·255·128 < 2³¹) and the combined
+/// value is the true integer. Twice the `vpdpbusd` of an int8 GEMM, at int8 speed.
+///
+/// # Safety
+/// AVX-512F/BW/VL/VNNI present; `k % 4 == 0`; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n`.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn vnni_bcast16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8, c: *mut i64) {
+    // Every lane a tile reads is written by `pack_panel16` first.
+    let mut panel = core::mem::MaybeUninit::<[u32; 2 * PANEL * KC / 4]>::uninit();
+    let panel = panel.as_mut_ptr().cast::<u32>();
+    let mut sums = [0i32; NB_MAX];
+    let mut k0 = 0;
+    while k0 < k {
+        let kc = (k - k0).min(KC);
+        let nb = ((256 * 1024 / kc) / BR).clamp(1, NB_MAX / BR) * BR;
+        let mut j0 = 0;
+        while j0 < n {
+            let j1 = (j0 + nb).min(n);
+            for (j, s) in (j0..j1).zip(sums.iter_mut()) {
+                // SAFETY: row j < n holds bytes k0 .. k0 + kc ≤ k; AVX-512 per the contract.
+                *s = unsafe { row_sum_x128(b.add(j * k + k0), kc) };
+            }
+            let mut i = 0;
+            while i < m {
+                let rows = (m - i).min(PANEL);
+                // SAFETY: rows i .. i + rows < m hold values k0 .. k0 + kc ≤ k; the panel
+                // holds 2·PANEL·KC/4 u32; AVX-512 per the contract.
+                unsafe { pack_panel16(a.add(i * k + k0), k, rows, kc / 4, panel) };
+                let mut j = j0;
+                while j < j1 {
+                    let cols = (j1 - j).min(BR);
+                    let bp: [*const i8; BR] =
+                    // SAFETY: row j + min(t, cols - 1) < j1 ≤ n, offset k0 < k.
+                    core::array::from_fn(|t| unsafe { b.add((j + t.min(cols - 1)) * k + k0) });
+                    let corr: [i32; BR] = core::array::from_fn(|t| sums[j - j0 + t.min(cols - 1)]);
+                    // SAFETY: the panel holds kc/4 steps of 2·PANEL u32; each weight pointer
+                    // is valid for kc bytes; the tile's outputs, rows i .. i + rows < m and
+                    // columns j .. j + cols ≤ n of `c`, are valid; AVX-512 per the contract.
+                    unsafe {
+                        let acc = bcast_acc::<2>(kc / 4, panel.cast_const().cast(), &bp);
+                        store16(acc, &corr, c.add(i * n + j), n, rows, cols, k0 > 0);
+                    }
+                    j += BR;
+                }
+                i += rows;
+            }
+            j0 = j1;
+        }
+        k0 += kc;
+    }
+}
+
+/// Stores a tile of [`vnni_bcast16`]: `256·(hi − corr) + lo` per token and weight row, in
+/// i64, to `rows` rows × `cols` columns at `c` (rows `n` apart), or with `add` added to it.
+///
+/// # Safety
+/// AVX-512F/BW/VL present; `rows ≤ 16`, `cols ≤ BR`; `c` valid for those rows and columns.
+#[inline(always)]
+unsafe fn store16(
+    acc: [[__m512i; 2]; BR],
+    corr: &[i32; BR],
+    c: *mut i64,
+    n: usize,
+    rows: usize,
+    cols: usize,
+    add: bool,
+) {
+    /// `256·h + l` in i64 lanes.
+    #[inline(always)]
+    unsafe fn combine(h: __m256i, l: __m256i) -> __m512i {
+        // SAFETY: register-only AVX-512F instructions, present per the caller's contract.
+        unsafe { _mm512_add_epi64(_mm512_slli_epi64::<8>(_mm512_cvtepi32_epi64(h)), _mm512_cvtepi32_epi64(l)) }
+    }
+    // SAFETY: stores inside the tile of `c` (the caller's contract); register-only otherwise.
+    unsafe {
+        let hi = transpose_16x16(core::array::from_fn(|r| match acc.get(r) {
+            Some(a) => _mm512_sub_epi32(a[0], _mm512_set1_epi32(corr[r])),
+            None => _mm512_setzero_si512(),
+        }));
+        let lo = transpose_16x16(core::array::from_fn(|r| acc.get(r).map_or(_mm512_setzero_si512(), |a| a[1])));
+        let m0: __mmask8 = if cols >= 8 { 0xFF } else { (1u8 << cols) - 1 };
+        let m1: __mmask8 = if cols > 8 { (1u8 << (cols - 8)) - 1 } else { 0 };
+        for t in 0..rows {
+            let dst = c.add(t * n);
+            let mut v0 = combine(_mm512_castsi512_si256(hi[t]), _mm512_castsi512_si256(lo[t]));
+            let mut v1 = combine(_mm512_extracti64x4_epi64::<1>(hi[t]), _mm512_extracti64x4_epi64::<1>(lo[t]));
+            if add {
+                v0 = _mm512_add_epi64(v0, _mm512_maskz_loadu_epi64(m0, dst));
+                v1 = _mm512_add_epi64(v1, _mm512_maskz_loadu_epi64(m1, dst.add(8)));
+            }
+            _mm512_mask_storeu_epi64(dst, m0, v0);
+            _mm512_mask_storeu_epi64(dst.add(8), m1, v1);
+        }
+    }
+}
+
+/// Packs `count` ≤ 16 rows of int16 activations (`k` apart from `a`) into the two panels
+/// of [`vnni_bcast16`], interleaved per step (`dst + s·2·PANEL`: high bytes ^ 0x80, then
+/// `+ PANEL`: low bytes), `steps` steps of 4 values. Sixteen steps at a time: per row two
+/// loads of 32 values, narrowed to their low bytes (`vpmovwb`) and, after an arithmetic
+/// shift, to their high bytes; then one in-register transpose per panel.
+///
+/// # Safety
+/// AVX-512F/BW present; each of the `count` rows valid for `4·steps` values; `dst` valid
+/// for `steps` steps of two panels.
+#[inline(always)]
+unsafe fn pack_panel16(a: *const i16, k: usize, count: usize, steps: usize, dst: *mut u32) {
+    /// The low bytes of 64 i16 values (`vpmovwb` of each half).
+    #[inline(always)]
+    unsafe fn bytes(v0: __m512i, v1: __m512i) -> __m512i {
+        // SAFETY: register-only AVX-512F/BW instructions, present per the caller's contract.
+        unsafe { _mm512_inserti64x4::<1>(_mm512_castsi256_si512(_mm512_cvtepi16_epi8(v0)), _mm512_cvtepi16_epi8(v1)) }
+    }
+    // SAFETY: masked loads read only the `4·cnt` values left in each row; stores stay
+    // within the `steps` steps of `dst`.
+    unsafe {
+        let bias = _mm512_set1_epi32(0x8080_8080u32 as i32);
+        let mut s0 = 0;
+        while s0 < steps {
+            let cnt = (steps - s0).min(16);
+            let vals = 4 * cnt;
+            let m0: __mmask32 = if vals >= 32 { u32::MAX } else { (1u32 << vals) - 1 };
+            let m1: __mmask32 = if vals >= 64 {
+                u32::MAX
+            } else if vals > 32 {
+                (1u32 << (vals - 32)) - 1
+            } else {
+                0
+            };
+            let mut hi = [_mm512_setzero_si512(); 16];
+            let mut lo = [_mm512_setzero_si512(); 16];
+            for t in 0..count {
+                let p = a.add(t * k + 4 * s0);
+                let x0 = _mm512_maskz_loadu_epi16(m0, p);
+                let x1 = _mm512_maskz_loadu_epi16(m1, p.add(32));
+                lo[t] = bytes(x0, x1);
+                hi[t] = _mm512_xor_si512(bytes(_mm512_srai_epi16::<8>(x0), _mm512_srai_epi16::<8>(x1)), bias);
+            }
+            let (hi, lo) = (transpose_16x16(hi), transpose_16x16(lo));
+            for x in 0..cnt {
+                _mm512_storeu_si512(dst.add((s0 + x) * 2 * PANEL).cast(), hi[x]);
+                _mm512_storeu_si512(dst.add((s0 + x) * 2 * PANEL + PANEL).cast(), lo[x]);
             }
             s0 += 16;
         }
