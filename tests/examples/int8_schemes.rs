@@ -21,6 +21,7 @@ fn main() -> anyhow::Result<()> {
         ("all-act16", PackOptions { act16: vec![String::new()], ..plain.clone() }),
         ("gptq", PackOptions { gptq: true, ..plain.clone() }),
         ("default-nearest", PackOptions { gptq: false, ..PackOptions::new(DType::I8) }),
+        ("default-act8", PackOptions { act16: Vec::new(), ..PackOptions::new(DType::I8) }),
         ("default", PackOptions::new(DType::I8)),
     ];
     // Optional second argument: the variants to run (comma separated names).
