@@ -163,6 +163,20 @@ unsafe fn scalar16_raw(m: usize, n: usize, k: usize, a: *const i16, b: *const i8
 
 /// # Safety
 /// As [`scalar_raw`].
+unsafe fn wide16_raw(m: usize, n: usize, k: usize, a: *const i16, b: *const i8, c: *mut i64) {
+    // SAFETY: the caller guarantees the lengths (`Kernel::gemm_i16_i8_i64` checked them).
+    let (a, b, c) = unsafe {
+        (
+            core::slice::from_raw_parts(a, m * k),
+            core::slice::from_raw_parts(b, n * k),
+            core::slice::from_raw_parts_mut(c, m * n),
+        )
+    };
+    wide::gemm_i16_i8_i64(m, n, k, a, b, c)
+}
+
+/// # Safety
+/// As [`scalar_raw`].
 unsafe fn wide_raw(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
     // SAFETY: the caller guarantees the lengths (`Kernel::gemm_i8_i32` checked them).
     let (a, b, c) = unsafe {
@@ -197,7 +211,7 @@ pub fn is_supported(name: &str) -> bool {
 fn table_entry(name: &'static str) -> Option<(GemmI8, GemmI16)> {
     Some(match name {
         "scalar" => (scalar_raw, scalar16_raw),
-        "wide" => (wide_raw, scalar16_raw),
+        "wide" => (wide_raw, wide16_raw),
         #[cfg(target_arch = "x86_64")]
         "avx2" => (x86::avx2_gemm_i8_i32_4x3, x86::avx2_gemm_i16_i8_i64_3x4),
         #[cfg(target_arch = "x86_64")]
