@@ -302,7 +302,7 @@ fn quantize_rows(
 ) {
     for (i, (t, c)) in qs.iter_mut().zip(qc.iter_mut()).enumerate() {
         let xr = &x[i * k..(i + 1) * k];
-        (*t, *c) = if q8.is_empty() {
+        (*t, *c) = if matches!(lin.w.m, Matrix::I8 { act16: true, .. }) {
             ops::quantize_row(xr, lin.input_mul, asym, &mut q16[i * k..(i + 1) * k])
         } else {
             ops::quantize_row(xr, lin.input_mul, asym, &mut q8[i * k..(i + 1) * k])
@@ -328,7 +328,7 @@ fn int8_part(
     (acc32, acc64): (&mut [i32], &mut [i64]),
 ) {
     let k = lin.w.cols;
-    let act16 = qx.is_empty();
+    let act16 = matches!(lin.w.m, Matrix::I8 { act16: true, .. });
     let js = yv.cols();
     let nc = js.len();
     let block = if act16 { acc64.len() } else { acc32.len() } / nc.max(1);
