@@ -244,7 +244,11 @@ fn int16_activations_every_kernel() {
             (20, 1030, 4),
             (47, 13, 100),
         ];
-        for (t, &(m, n, k)) in shapes.iter().filter(|&&(m, n, k)| !cfg!(miri) || m * n * k < 100_000).enumerate() {
+        // Under Miri only the small shapes below 8 rows: the broadcast forms, from 16 rows,
+        // are x86 SIMD, which Miri does not run, and the rest cost minutes there.
+        for (t, &(m, n, k)) in
+            shapes.iter().filter(|&&(m, n, k)| !cfg!(miri) || (m < 8 && m * n * k < 100_000)).enumerate()
+        {
             let mut next = rng(31 + t as u64);
             let a: Vec<i16> = (0..m * k).map(|_| i16::from_le_bytes([next() as u8, next() as u8])).collect();
             let b = fill(n * k, 77 + t as u64, 4);
