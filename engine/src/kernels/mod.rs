@@ -131,19 +131,33 @@ impl fmt::Display for KernelError {
 #[cfg(feature = "std")]
 impl std::error::Error for KernelError {}
 
-/// `wide` and `scalar` are plain safe Rust: adapters to the raw-pointer table type.
+/// The slices behind a GEMM's raw pointers: `m·k` activations, `n·k` weights, `m·n` outputs.
 ///
 /// # Safety
-/// `a`, `b`, `c` point to `m·k`, `n·k`, `m·n` valid elements (and `c` to writable ones).
-unsafe fn scalar_raw(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
-    // SAFETY: the caller guarantees the lengths (`Kernel::gemm_i8_i32` checked them).
-    let (a, b, c) = unsafe {
+/// `a`, `b`, `c` point to that many valid elements (and `c` to writable ones, not aliased).
+unsafe fn gemm_slices<'a, A, B, C>(
+    (m, n, k): (usize, usize, usize),
+    a: *const A,
+    b: *const B,
+    c: *mut C,
+) -> (&'a [A], &'a [B], &'a mut [C]) {
+    // SAFETY: the caller's contract.
+    unsafe {
         (
             core::slice::from_raw_parts(a, m * k),
             core::slice::from_raw_parts(b, n * k),
             core::slice::from_raw_parts_mut(c, m * n),
         )
-    };
+    }
+}
+
+/// `wide` and `scalar` are plain safe Rust: adapters to the raw-pointer table types.
+///
+/// # Safety
+/// `a`, `b`, `c` point to `m·k`, `n·k`, `m·n` valid elements (and `c` to writable ones).
+unsafe fn scalar_raw(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
+    // SAFETY: the caller guarantees the lengths (`Kernel::gemm_i8_i32` checked them).
+    let (a, b, c) = unsafe { gemm_slices((m, n, k), a, b, c) };
     scalar::gemm_i8_i32(m, n, k, a, b, c)
 }
 
@@ -151,42 +165,24 @@ unsafe fn scalar_raw(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c
 /// As [`scalar_raw`].
 unsafe fn scalar16_raw(m: usize, n: usize, k: usize, a: *const i16, b: *const i8, c: *mut i64) {
     // SAFETY: the caller guarantees the lengths (`Kernel::gemm_i16_i8_i64` checked them).
-    let (a, b, c) = unsafe {
-        (
-            core::slice::from_raw_parts(a, m * k),
-            core::slice::from_raw_parts(b, n * k),
-            core::slice::from_raw_parts_mut(c, m * n),
-        )
-    };
+    let (a, b, c) = unsafe { gemm_slices((m, n, k), a, b, c) };
     scalar::gemm_i16_i8_i64(m, n, k, a, b, c)
-}
-
-/// # Safety
-/// As [`scalar_raw`].
-unsafe fn wide16_raw(m: usize, n: usize, k: usize, a: *const i16, b: *const i8, c: *mut i64) {
-    // SAFETY: the caller guarantees the lengths (`Kernel::gemm_i16_i8_i64` checked them).
-    let (a, b, c) = unsafe {
-        (
-            core::slice::from_raw_parts(a, m * k),
-            core::slice::from_raw_parts(b, n * k),
-            core::slice::from_raw_parts_mut(c, m * n),
-        )
-    };
-    wide::gemm_i16_i8_i64(m, n, k, a, b, c)
 }
 
 /// # Safety
 /// As [`scalar_raw`].
 unsafe fn wide_raw(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
     // SAFETY: the caller guarantees the lengths (`Kernel::gemm_i8_i32` checked them).
-    let (a, b, c) = unsafe {
-        (
-            core::slice::from_raw_parts(a, m * k),
-            core::slice::from_raw_parts(b, n * k),
-            core::slice::from_raw_parts_mut(c, m * n),
-        )
-    };
+    let (a, b, c) = unsafe { gemm_slices((m, n, k), a, b, c) };
     wide::gemm_i8_i32(m, n, k, a, b, c)
+}
+
+/// # Safety
+/// As [`scalar_raw`].
+unsafe fn wide16_raw(m: usize, n: usize, k: usize, a: *const i16, b: *const i8, c: *mut i64) {
+    // SAFETY: the caller guarantees the lengths (`Kernel::gemm_i16_i8_i64` checked them).
+    let (a, b, c) = unsafe { gemm_slices((m, n, k), a, b, c) };
+    wide::gemm_i16_i8_i64(m, n, k, a, b, c)
 }
 
 /// Whether this CPU (with `std`: detected at run time; without: the build's target

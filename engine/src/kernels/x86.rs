@@ -452,15 +452,14 @@ unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c
     let mut k0 = 0;
     while k0 < k {
         let kc = (k - k0).min(KC);
-        // Column blocks of about 256 KiB of weights stay in L2 while every token panel
-        // passes over them (the panels are packed again per block: 2-6 % of the work).
-        let nb = ((256 * 1024 / kc) / BR).clamp(1, NB_MAX / BR) * BR;
+        let nb = col_block(kc);
         let mut j0 = 0;
         while j0 < n {
             let j1 = (j0 + nb).min(n);
-            for (j, s) in (j0..j1).zip(sums.iter_mut()).filter(|_| !bias_lane) {
-                // SAFETY: row j < n holds bytes k0 .. k0 + kc ≤ k; AVX-512 per the contract.
-                *s = unsafe { row_sum_x128(b.add(j * k + k0), kc) };
+            if !bias_lane {
+                // SAFETY: rows j0 .. j1 ≤ n hold bytes k0 .. k0 + kc ≤ k; j1 - j0 ≤ nb ≤
+                // NB_MAX; AVX-512 per the contract.
+                unsafe { block_row_sums(b, k, k0, kc, (j0, j1), &mut sums) };
             }
             let mut i = 0;
             while i < m {
@@ -478,11 +477,8 @@ unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c
                 let mut j = j0;
                 while j < j1 {
                     let cols = (j1 - j).min(BR);
-                    // Rows past the block's last are repeats of it (computed, not stored).
-                    let bp: [*const i8; BR] =
-                    // SAFETY: row j + min(t, cols - 1) < j1 ≤ n, offset k0 < k.
-                    core::array::from_fn(|t| unsafe { b.add((j + t.min(cols - 1)) * k + k0) });
-                    let corr: [i32; BR] = core::array::from_fn(|t| sums[j - j0 + t.min(cols - 1)]);
+                    // SAFETY: rows j .. j + cols ≤ j1 ≤ n, k0 < k.
+                    let (bp, corr) = unsafe { tile_rows(b, k, k0, (j0, j, cols), &sums) };
                     // SAFETY: the panel holds kc/4 steps of `p·PANEL` u32; each weight pointer
                     // is valid for kc bytes; the tile's outputs, rows i .. i + rows < m and
                     // columns j .. j + cols ≤ n of `c`, are valid; AVX-512 per the contract.
@@ -504,6 +500,53 @@ unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c
         }
         k0 += kc;
     }
+}
+
+/// Weight rows per column block of the broadcast VNNI kernels for a K chunk of `kc` bytes:
+/// about 256 KiB of weights, which stay in L2 while every token panel passes over them (the
+/// panels are packed again per block: 2-6 % of the work), a multiple of the tile, at most
+/// [`NB_MAX`].
+fn col_block(kc: usize) -> usize {
+    ((256 * 1024 / kc) / BR).clamp(1, NB_MAX / BR) * BR
+}
+
+/// `row_sum_x128` of weight rows `j0..j1` (bytes `k0 .. k0 + kc` of each), into `sums`.
+///
+/// # Safety
+/// AVX-512F/BW/VNNI present; rows `j0..j1` of `b` (`k` bytes apart) valid for `k0 + kc`
+/// bytes; `j1 - j0 ≤ NB_MAX`.
+#[inline(always)]
+unsafe fn block_row_sums(
+    b: *const i8,
+    k: usize,
+    k0: usize,
+    kc: usize,
+    (j0, j1): (usize, usize),
+    sums: &mut [i32; NB_MAX],
+) {
+    for (j, s) in (j0..j1).zip(sums.iter_mut()) {
+        // SAFETY: row j < j1 holds bytes k0 .. k0 + kc; AVX-512 per the contract.
+        *s = unsafe { row_sum_x128(b.add(j * k + k0), kc) };
+    }
+}
+
+/// The weight rows of the tile at column `j` of a block starting at `j0` (`cols` of them
+/// real; rows past the last are repeats of it, computed, not stored), at byte `k0`, and
+/// their bias corrections from the block's `sums`.
+///
+/// # Safety
+/// Rows `j .. j + cols` of `b` (`k` bytes apart) exist, `k0 < k`; `1 ≤ cols ≤ BR`.
+#[inline(always)]
+unsafe fn tile_rows(
+    b: *const i8,
+    k: usize,
+    k0: usize,
+    (j0, j, cols): (usize, usize, usize),
+    sums: &[i32; NB_MAX],
+) -> ([*const i8; BR], [i32; BR]) {
+    // SAFETY: row j + min(t, cols - 1) < j + cols, offset k0 < k.
+    let bp = core::array::from_fn(|t| unsafe { b.add((j + t.min(cols - 1)) * k + k0) });
+    (bp, core::array::from_fn(|t| sums[j - j0 + t.min(cols - 1)]))
 }
 
 /// `128·Σ b[0..len]` (wrapping): what the 0x80 bias of the activations adds to a result of
@@ -680,14 +723,13 @@ unsafe fn vnni_bcast16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8
     let mut k0 = 0;
     while k0 < k {
         let kc = (k - k0).min(KC);
-        let nb = ((256 * 1024 / kc) / BR).clamp(1, NB_MAX / BR) * BR;
+        let nb = col_block(kc);
         let mut j0 = 0;
         while j0 < n {
             let j1 = (j0 + nb).min(n);
-            for (j, s) in (j0..j1).zip(sums.iter_mut()) {
-                // SAFETY: row j < n holds bytes k0 .. k0 + kc ≤ k; AVX-512 per the contract.
-                *s = unsafe { row_sum_x128(b.add(j * k + k0), kc) };
-            }
+            // SAFETY: rows j0 .. j1 ≤ n hold bytes k0 .. k0 + kc ≤ k; j1 - j0 ≤ nb ≤ NB_MAX;
+            // AVX-512 per the contract.
+            unsafe { block_row_sums(b, k, k0, kc, (j0, j1), &mut sums) };
             let mut i = 0;
             while i < m {
                 let rows = (m - i).min(PANEL);
@@ -697,10 +739,8 @@ unsafe fn vnni_bcast16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8
                 let mut j = j0;
                 while j < j1 {
                     let cols = (j1 - j).min(BR);
-                    let bp: [*const i8; BR] =
-                    // SAFETY: row j + min(t, cols - 1) < j1 ≤ n, offset k0 < k.
-                    core::array::from_fn(|t| unsafe { b.add((j + t.min(cols - 1)) * k + k0) });
-                    let corr: [i32; BR] = core::array::from_fn(|t| sums[j - j0 + t.min(cols - 1)]);
+                    // SAFETY: rows j .. j + cols ≤ j1 ≤ n, k0 < k.
+                    let (bp, corr) = unsafe { tile_rows(b, k, k0, (j0, j, cols), &sums) };
                     // SAFETY: the panel holds kc/4 steps of 2·PANEL u32; each weight pointer
                     // is valid for kc bytes; the tile's outputs, rows i .. i + rows < m and
                     // columns j .. j + cols ≤ n of `c`, are valid; AVX-512 per the contract.

@@ -206,33 +206,19 @@ fn linear_with(
                 // and the activations are packed once per column block as with one thread.
                 let rows = Partition::even(m, threads, 1);
                 let per_part = Partition::even(threads, threads, 1);
-                let unit = acc_len / threads;
-                let acc32 = Chunks::new(acc32, if act16 { Partition::EMPTY } else { per_part }, unit);
-                let acc64 = Chunks::new(acc64, if act16 { per_part } else { Partition::EMPTY }, unit);
-                let qs = Chunks::new(&mut work.qs[..m], rows, 1);
-                let qc = Chunks::new(&mut work.qc[..m], rows, 1);
-                let q8 = Chunks::new(
-                    if act16 { &mut [] } else { &mut work.qx[..m * k] },
-                    if act16 { Partition::EMPTY } else { rows },
-                    k,
-                );
-                let q16 = Chunks::new(
-                    if act16 { &mut work.qx16[..m * k] } else { &mut [] },
-                    if act16 { rows } else { Partition::EMPTY },
-                    k,
-                );
+                let accs = AccParts::new(acc32, acc64, act16, per_part, acc_len / threads);
+                let qparts =
+                    QuantParts::new((&mut *work.qs, &mut *work.qc, &mut *work.qx, &mut *work.qx16), m, k, act16, rows);
                 let ys = Chunks::new(y, rows, n);
                 par.run(&rows, &|p| {
                     let r = rows.range(p);
                     let mp = r.len();
                     let xp = &x[r.start * k..r.end * k];
-                    let (qs, qc) = (qs.take(p), qc.take(p));
-                    let (q8, q16) = if act16 { (&mut [][..], q16.take(p)) } else { (q8.take(p), &mut [][..]) };
+                    let (qs, qc, q8, q16) = qparts.take(p);
                     if !quantized {
                         quantize_rows(xp, k, lin, asym, qs, qc, q8, q16);
                     }
-                    let (acc32, acc64) =
-                        if act16 { (&mut [][..], acc64.take(p)) } else { (acc32.take(p), &mut [][..]) };
+                    let (acc32, acc64) = accs.take(p);
                     let yp = ys.take(p);
                     {
                         let all = Columns::new(&mut *yp, mp, n, Partition::even(n, 1, 1), 1);
@@ -246,37 +232,25 @@ fn linear_with(
             // Quantize every input row (per token; centred when the linear has row sums).
             let rows = par.partition(m, 1);
             if !quantized {
-                let qs = Chunks::new(&mut work.qs[..m], rows, 1);
-                let qc = Chunks::new(&mut work.qc[..m], rows, 1);
-                let q8 = Chunks::new(
-                    if act16 { &mut [] } else { &mut work.qx[..m * k] },
-                    if act16 { Partition::EMPTY } else { rows },
-                    k,
-                );
-                let q16 = Chunks::new(
-                    if act16 { &mut work.qx16[..m * k] } else { &mut [] },
-                    if act16 { rows } else { Partition::EMPTY },
-                    k,
-                );
+                let qparts =
+                    QuantParts::new((&mut *work.qs, &mut *work.qc, &mut *work.qx, &mut *work.qx16), m, k, act16, rows);
                 par.run(&rows, &|p| {
                     let r = rows.range(p);
-                    let (q8, q16) = if act16 { (&mut [][..], q16.take(p)) } else { (q8.take(p), &mut [][..]) };
-                    quantize_rows(&x[r.start * k..r.end * k], k, lin, asym, qs.take(p), qc.take(p), q8, q16);
+                    let (qs, qc, q8, q16) = qparts.take(p);
+                    quantize_rows(&x[r.start * k..r.end * k], k, lin, asym, qs, qc, q8, q16);
                 });
             }
             // The process's kernel (`kernels::selected`) over blocks of rows as large as
             // the accumulators allow (all rows at short sequences), each part its columns.
             let block = (acc_len / n).clamp(1, m);
             // Part p's accumulators: `block` rows of its columns, packed.
-            let acc32 = Chunks::new(acc32, if act16 { Partition::EMPTY } else { cols }, block);
-            let acc64 = Chunks::new(acc64, if act16 { cols } else { Partition::EMPTY }, block);
+            let accs = AccParts::new(acc32, acc64, act16, cols, block);
             let (qx, qx16, qs, qc) = (&work.qx[..m * k], &work.qx16[..m * k], &work.qs[..m], &work.qc[..m]);
             let (qx, qx16) = if act16 { (&[][..], qx16) } else { (qx, &[][..]) };
             let ys = Columns::new(y, m, n, cols, 1);
             par.run(&cols, &|p| {
                 let mut yv = ys.take(p);
-                let (acc32, acc64) = if act16 { (&mut [][..], acc64.take(p)) } else { (acc32.take(p), &mut [][..]) };
-                int8_part(kern, x, m, lin, q, scales, (qx, qx16, qs, qc), &mut yv, (acc32, acc64));
+                int8_part(kern, x, m, lin, q, scales, (qx, qx16, qs, qc), &mut yv, accs.take(p));
             });
         }
     }
@@ -284,6 +258,64 @@ fn linear_with(
         let rows = par.partition(m, 1);
         let ys = Chunks::new(y, rows, n);
         par.run(&rows, &|p| post.apply(ys.take(p), rows.range(p).start, n));
+    }
+}
+
+/// The quantized-activation regions of a linear's input (`m` rows of `k`) split into parts
+/// of rows: each part's scales, centres and values, int8 or int16 (the other one empty).
+struct QuantParts<'a> {
+    qs: Chunks<'a, f32>,
+    qc: Chunks<'a, f32>,
+    q8: Chunks<'a, i8>,
+    q16: Chunks<'a, i16>,
+    act16: bool,
+}
+
+impl<'a> QuantParts<'a> {
+    /// `(qs, qc, qx, qx16)` are `Work`'s regions.
+    fn new(
+        (qs, qc, qx, qx16): (&'a mut [f32], &'a mut [f32], &'a mut [i8], &'a mut [i16]),
+        m: usize,
+        k: usize,
+        act16: bool,
+        rows: Partition,
+    ) -> Self {
+        let (p8, p16) = if act16 { (Partition::EMPTY, rows) } else { (rows, Partition::EMPTY) };
+        QuantParts {
+            qs: Chunks::new(&mut qs[..m], rows, 1),
+            qc: Chunks::new(&mut qc[..m], rows, 1),
+            q8: Chunks::new(if act16 { &mut [] } else { &mut qx[..m * k] }, p8, k),
+            q16: Chunks::new(if act16 { &mut qx16[..m * k] } else { &mut [] }, p16, k),
+            act16,
+        }
+    }
+
+    /// Part `p`'s `(scales, centres, int8 values, int16 values)`.
+    #[allow(clippy::type_complexity)]
+    fn take(&self, p: usize) -> (&mut [f32], &mut [f32], &mut [i8], &mut [i16]) {
+        let (q8, q16) = if self.act16 { (&mut [][..], self.q16.take(p)) } else { (self.q8.take(p), &mut [][..]) };
+        (self.qs.take(p), self.qc.take(p), q8, q16)
+    }
+}
+
+/// A GEMM's accumulators split into parts: i32, or i64 for int16 activations (the other
+/// one empty).
+struct AccParts<'a> {
+    a32: Chunks<'a, i32>,
+    a64: Chunks<'a, i64>,
+    act16: bool,
+}
+
+impl<'a> AccParts<'a> {
+    /// Part `p` gets `unit ×` its length in `part` of the region in use.
+    fn new(a32: &'a mut [i32], a64: &'a mut [i64], act16: bool, part: Partition, unit: usize) -> Self {
+        let (p32, p64) = if act16 { (Partition::EMPTY, part) } else { (part, Partition::EMPTY) };
+        AccParts { a32: Chunks::new(a32, p32, unit), a64: Chunks::new(a64, p64, unit), act16 }
+    }
+
+    /// Part `p`'s `(i32, i64)` accumulators.
+    fn take(&self, p: usize) -> (&mut [i32], &mut [i64]) {
+        if self.act16 { (&mut [][..], self.a64.take(p)) } else { (self.a32.take(p), &mut [][..]) }
     }
 }
 
