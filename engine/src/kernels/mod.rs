@@ -303,7 +303,7 @@ pub fn float_loops() -> &'static str {
 }
 
 /// Whether the float loops (`ops`, attention) take their AVX-512 forms: when the process's
-/// GEMM kernel is `vnni` (so AVX-512F, BW, VL and VNNI are present, and `ALBERT_KERNEL`
+/// GEMM kernel is `vnni` (so AVX-512F, BW, DQ, VL and VNNI are present, and `ALBERT_KERNEL`
 /// forcing another kernel selects the portable float loops too). Same bits either way.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 pub(crate) fn float_avx512() -> bool {
@@ -320,8 +320,8 @@ pub(crate) fn float_avx512() -> bool {
 pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if float_avx512() {
-        // SAFETY: `float_avx512` holds only where the `vnni` kernel runs: AVX-512F, BW and
-        // VL are present.
+        // SAFETY: `float_avx512` holds only where the `vnni` kernel runs: AVX-512F, BW, DQ
+        // and VL are present (`x86::has_vnni`).
         return unsafe { x86::in_avx512(f) };
     }
     f()

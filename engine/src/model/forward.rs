@@ -219,13 +219,10 @@ fn linear_with(
                         quantize_rows(xp, k, lin, asym, qs, qc, q8, q16);
                     }
                     let (acc32, acc64) = accs.take(p);
-                    let yp = ys.take(p);
-                    {
-                        let all = Columns::new(&mut *yp, mp, n, Partition::even(n, 1, 1), 1);
-                        let mut yv = all.take(0);
-                        int8_part(kern, xp, mp, lin, q, scales, (q8, q16, qs, qc), &mut yv, (acc32, acc64));
-                    }
-                    post.apply(yp, r.start, n);
+                    let all = Columns::new(ys.take(p), mp, n, Partition::even(n, 1, 1), 1);
+                    let mut yv = all.take(0);
+                    let post = (post, r.start);
+                    int8_part(kern, xp, mp, lin, q, scales, (q8, q16, qs, qc), &mut yv, (acc32, acc64), post);
                 });
                 return;
             }
@@ -247,11 +244,18 @@ fn linear_with(
             let accs = AccParts::new(acc32, acc64, act16, cols, block);
             let (qx, qx16, qs, qc) = (&work.qx[..m * k], &work.qx16[..m * k], &work.qs[..m], &work.qc[..m]);
             let (qx, qx16) = if act16 { (&[][..], qx16) } else { (qx, &[][..]) };
+            // One part holds whole rows: it finishes each row (`post`) as soon as it is
+            // dequantized, while the row is in cache.
+            let whole_rows = cols.parts() == 1;
             let ys = Columns::new(y, m, n, cols, 1);
             par.run(&cols, &|p| {
                 let mut yv = ys.take(p);
-                int8_part(kern, x, m, lin, q, scales, (qx, qx16, qs, qc), &mut yv, accs.take(p));
+                let post = (if whole_rows { post } else { Post::None }, 0);
+                int8_part(kern, x, m, lin, q, scales, (qx, qx16, qs, qc), &mut yv, accs.take(p), post);
             });
+            if whole_rows {
+                return;
+            }
         }
     }
     if !matches!(post, Post::None) {
@@ -344,9 +348,11 @@ fn quantize_rows(
 
 /// `m` quantized rows (`qx` or `qx16`, scales `qs`, centres `qc`) times the weight rows
 /// of `yv`'s columns, in blocks of rows as large as the accumulators (`acc32` or `acc64`)
-/// hold; dequantized, with the row-sum term, bias and outlier channels, into `yv`. `x` is
-/// the f32 input of those rows (for the outlier channels). The same operations for every
-/// element whichever rows and columns a part holds.
+/// hold; dequantized, with the row-sum term, bias and outlier channels, into `yv`, one row
+/// at a time. `x` is the f32 input of those rows (for the outlier channels). The same
+/// operations for every element whichever rows and columns a part holds. With `post`
+/// (only when `yv` holds whole rows; the second value is the part's first row in the
+/// linear's output), each row is finished right after it is dequantized.
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn int8_part(
     kern: kernels::Kernel,
@@ -358,6 +364,7 @@ fn int8_part(
     (qx, qx16, qs, qc): (&[i8], &[i16], &[f32], &[f32]),
     yv: &mut ColumnsMut<'_, f32>,
     (acc32, acc64): (&mut [i32], &mut [i64]),
+    (post, p0): (Post<'_>, usize),
 ) {
     let k = lin.w.cols;
     let act16 = matches!(lin.w.m, Matrix::I8 { act16: true, .. });
@@ -393,14 +400,12 @@ fn int8_part(
                         // The centre c of the token's range times Σ_k W[n][k].
                         out.iter_mut().zip(&rs[js.clone()]).for_each(|(o, &s)| *o += c * s);
                     }
+                    epilogue_row(&x[r * k..(r + 1) * k], lin, js.clone(), out);
+                    post.apply(out, p0 + r, nc);
                 }
             },
         );
     }
-    kernels::vectorized(
-        #[inline(always)]
-        || epilogue(x, m, k, lin, yv),
-    );
 }
 
 /// The bias and the f32 outlier channels of `lin`, added to one part's columns of `y`:
@@ -409,34 +414,36 @@ fn int8_part(
 #[inline(always)]
 fn epilogue(x: &[f32], m: usize, k: usize, lin: &Linear<'_>, yv: &mut ColumnsMut<'_, f32>) {
     let js = yv.cols();
+    for r in 0..m {
+        epilogue_row(&x[r * k..(r + 1) * k], lin, js.clone(), yv.row(r));
+    }
+}
+
+/// [`epilogue`] for one row: `xr` the row's input, `y` its output columns `js`.
+#[inline(always)]
+fn epilogue_row(xr: &[f32], lin: &Linear<'_>, js: core::ops::Range<usize>, y: &mut [f32]) {
     let bias = &lin.b[js.clone()];
     let Some(o) = &lin.outliers else {
-        for r in 0..m {
-            yv.row(r).iter_mut().zip(bias).for_each(|(y, b)| *y += b);
-        }
+        y.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
         return;
     };
     let c = o.cols.len();
     let ow = &o.w[js.start * c..js.end * c];
-    for r in 0..m {
-        let xr = &x[r * k..(r + 1) * k];
-        let y = yv.row(r);
-        // The usual handful of channels as a compile-time count (an unrolled sum over
-        // registers); any count through the general loop, with the same operations.
-        match c {
-            1 => outlier_row::<1>(xr, o.cols, ow, bias, y),
-            2 => outlier_row::<2>(xr, o.cols, ow, bias, y),
-            3 => outlier_row::<3>(xr, o.cols, ow, bias, y),
-            4 => outlier_row::<4>(xr, o.cols, ow, bias, y),
-            5 => outlier_row::<5>(xr, o.cols, ow, bias, y),
-            6 => outlier_row::<6>(xr, o.cols, ow, bias, y),
-            7 => outlier_row::<7>(xr, o.cols, ow, bias, y),
-            8 => outlier_row::<8>(xr, o.cols, ow, bias, y),
-            _ => {
-                for ((yo, wrow), &b) in y.iter_mut().zip(ow.chunks_exact(c)).zip(bias) {
-                    let s = o.cols.iter().zip(wrow).fold(-0.0f32, |s, (&col, &w)| s + xr[col as usize] * w);
-                    *yo = (*yo + b) + s;
-                }
+    // The usual handful of channels as a compile-time count (an unrolled sum over
+    // registers); any count through the general loop, with the same operations.
+    match c {
+        1 => outlier_row::<1>(xr, o.cols, ow, bias, y),
+        2 => outlier_row::<2>(xr, o.cols, ow, bias, y),
+        3 => outlier_row::<3>(xr, o.cols, ow, bias, y),
+        4 => outlier_row::<4>(xr, o.cols, ow, bias, y),
+        5 => outlier_row::<5>(xr, o.cols, ow, bias, y),
+        6 => outlier_row::<6>(xr, o.cols, ow, bias, y),
+        7 => outlier_row::<7>(xr, o.cols, ow, bias, y),
+        8 => outlier_row::<8>(xr, o.cols, ow, bias, y),
+        _ => {
+            for ((yo, wrow), &b) in y.iter_mut().zip(ow.chunks_exact(c)).zip(bias) {
+                let s = o.cols.iter().zip(wrow).fold(-0.0f32, |s, (&col, &w)| s + xr[col as usize] * w);
+                *yo = (*yo + b) + s;
             }
         }
     }
