@@ -156,12 +156,18 @@ fn many_rows_every_kernel() {
 fn token_panels_and_k_chunks_every_kernel() {
     // Kernels that repack the activations (vnni from 8 rows up: panels of 16 tokens, or 15
     // and a bias lane below 16 rows, two per tile, K in chunks of 1024 bytes, 12 weight rows
-    // per tile, weight row sums per column block of at most 1020 rows) at every ragged
-    // edge: rows around one and two panels, K past one and several chunks and off 64-byte
-    // sums, N around the tile and past a column block. (Under Miri, which has none of the
-    // kernels that pack, the smallest.)
+    // per tile, weight row sums per column block of at most 1020 rows; 8-15 rows with K a
+    // multiple of 8: one or two panels of 8 tokens × 8 bytes) at every ragged edge: rows
+    // around one and two panels, K past one and several chunks and off 64-byte sums, N
+    // around the tile and past a column block. (Under Miri, which has none of the kernels
+    // that pack, the smallest.)
     let shapes = [
         (8, 12, 4),
+        (8, 13, 8),
+        (8, 25, 2056),
+        (9, 11, 1032),
+        (15, 12, 776),
+        (12, 1, 3072),
         (14, 13, 1024),
         (15, 1, 1028),
         (16, 25, 2052),

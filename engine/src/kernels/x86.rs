@@ -415,7 +415,9 @@ const NB_MAX: usize = 1020;
 pub(super) unsafe fn avx512vnni_gemm_i8_i32(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
     // SAFETY: the same contract, passed on.
     unsafe {
-        if m >= 8 && k.is_multiple_of(4) {
+        if (8..2 * PAIR_TOKENS).contains(&m) && k.is_multiple_of(8) {
+            vnni_pair(m, n, k, a, b, c)
+        } else if m >= 8 && k.is_multiple_of(4) {
             vnni_bcast(m, n, k, a, b, c)
         } else {
             avx512vnni_gemm_i8_i32_4x4(m, n, k, a, b, c)
@@ -461,7 +463,9 @@ unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c
             if !bias_lane {
                 // SAFETY: rows j0 .. j1 ≤ n hold bytes k0 .. k0 + kc ≤ k; j1 - j0 ≤ nb ≤
                 // NB_MAX; AVX-512 per the contract.
-                unsafe { block_row_sums(b, k, k0, kc, (j0, j1), &mut sums) };
+                if std::env::var_os("NOSUMS").is_none() {
+                    unsafe { block_row_sums(b, k, k0, kc, (j0, j1), &mut sums) };
+                }
             }
             let mut i = 0;
             while i < m {
@@ -501,6 +505,147 @@ unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c
             j0 = j1;
         }
         k0 += kc;
+    }
+}
+
+/// Tokens per panel of the pair form ([`vnni_pair`]): 8 tokens × 8 bytes fill one zmm.
+const PAIR_TOKENS: usize = 8;
+
+/// The broadcast form for 8 to 15 tokens, where [`vnni_bcast`]'s 16-token panels would be
+/// half empty and its one panel per step makes it load-bound (13 loads per 12 `vpdpbusd`).
+///
+/// A step covers 8 K bytes: lanes `2t` and `2t + 1` of a panel hold token `t`'s bytes
+/// `8s .. 8s + 4` and `8s + 4 .. 8s + 8`, and each weight row's 8 bytes are broadcast as
+/// one qword (`vpbroadcastq`), so that the even lanes meet the first 4 weight bytes and the
+/// odd lanes the next 4: every lane does useful work, twice the K per `vpdpbusd` of a
+/// half-filled 16-token panel. With 9-15 tokens two panels share each weight broadcast.
+/// At the store the two lanes of a token are added (exact in wrapping i32, as everything
+/// here) and the 0x80 bias is taken back with the weight row sums of the chunk. The
+/// activations are packed once per K chunk (there is one token tile) and the weights are
+/// streamed once, 12 rows at a time, with no L2 blocking.
+///
+/// # Safety
+/// AVX-512F/BW/VL/VNNI present; `8 ≤ m < 16`, `k % 8 == 0`; `a`, `b`, `c` valid for `m·k`,
+/// `n·k`, `m·n`.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn vnni_pair(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
+    // Every lane a tile reads is written by `pack_pairs` first.
+    let mut panel = core::mem::MaybeUninit::<[u64; 2 * PAIR_TOKENS * KC / 8]>::uninit();
+    let panel = panel.as_mut_ptr().cast::<u64>();
+    let p = m.div_ceil(PAIR_TOKENS);
+    let mut k0 = 0;
+    while k0 < k {
+        let kc = (k - k0).min(KC);
+        // SAFETY: rows q·8 .. q·8 + count ≤ m hold bytes k0 .. k0 + kc ≤ k; the panel holds
+        // 2·8·KC/8 ≥ p·8·kc/8 u64.
+        unsafe {
+            for q in 0..p {
+                let count = (m - q * PAIR_TOKENS).min(PAIR_TOKENS);
+                pack_pairs(a.add(q * PAIR_TOKENS * k + k0), k, count, kc / 8, panel.add(q * PAIR_TOKENS), p);
+            }
+        }
+        let mut j = 0;
+        while j < n {
+            let cols = (n - j).min(BR);
+            // SAFETY: row j + min(t, cols − 1) < n, offset k0 < k; each row holds kc bytes
+            // from there; AVX-512 per the contract.
+            let bp: [*const i8; BR] = core::array::from_fn(|t| unsafe { b.add((j + t.min(cols - 1)) * k + k0) });
+            // SAFETY: as above.
+            let corr = unsafe { tile_row_sums_x128(&bp, kc) };
+            // SAFETY: the panel holds kc/8 steps of p panels; each weight pointer is valid for
+            // kc bytes; the tile's outputs, rows 0 .. m and columns j .. j + cols ≤ n of `c`,
+            // are valid; AVX-512 per the contract.
+            unsafe {
+                let panel = panel.cast_const().cast();
+                let out = c.add(j);
+                if p == 2 {
+                    pair_tile::<2>(kc / 8, panel, &bp, &corr, out, n, m, cols, k0 > 0);
+                } else {
+                    pair_tile::<1>(kc / 8, panel, &bp, &corr, out, n, m, cols, k0 > 0);
+                }
+            }
+            j += BR;
+        }
+        k0 += kc;
+    }
+}
+
+/// `steps` steps of 8 K values of the pair form: `P` panels against `BR` weight rows, then
+/// stored (or, with `add`, added) to `rows` rows × `cols` columns at `c`, rows `n` apart.
+///
+/// # Safety
+/// AVX-512F/BW/VL/VNNI present; `panel` valid for `steps·P·64` bytes, each `b[r]` for
+/// `8·steps` bytes; `rows ≤ 8·P`, `cols ≤ BR`; `c` valid for those rows and columns.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // one tile's geometry, passed down from one caller
+unsafe fn pair_tile<const P: usize>(
+    steps: usize,
+    panel: *const u8,
+    b: &[*const i8; BR],
+    corr: &[i32; BR],
+    c: *mut i32,
+    n: usize,
+    rows: usize,
+    cols: usize,
+    add: bool,
+) {
+    // SAFETY: loads inside the panel and the weight rows, stores inside the tile of `c`,
+    // per the contract.
+    unsafe {
+        let mut acc: [[__m512i; P]; BR] = core::array::from_fn(|_| core::array::from_fn(|_| _mm512_setzero_si512()));
+        for s in 0..steps {
+            let mut av = [_mm512_setzero_si512(); P];
+            for (q, v) in av.iter_mut().enumerate() {
+                *v = _mm512_loadu_si512(panel.add((s * P + q) * 64).cast());
+            }
+            for r in 0..BR {
+                let w = _mm512_set1_epi64((b[r].add(8 * s) as *const i64).read_unaligned());
+                for q in 0..P {
+                    acc[r][q] = _mm512_dpbusd_epi32(acc[r][q], av[q], w);
+                }
+            }
+        }
+        let mask: __mmask16 = (1u16 << cols) - 1;
+        for q in 0..P {
+            // Lane 2t: token t's two halves added, less the bias correction.
+            let v: [__m512i; 16] = core::array::from_fn(|r| match acc.get(r) {
+                Some(a) => {
+                    let a = a[q];
+                    _mm512_sub_epi32(_mm512_add_epi32(a, _mm512_srli_epi64::<32>(a)), _mm512_set1_epi32(corr[r]))
+                }
+                None => _mm512_setzero_si512(),
+            });
+            let v = transpose_16x16(v);
+            for t in 0..rows.saturating_sub(q * PAIR_TOKENS).min(PAIR_TOKENS) {
+                let dst = c.add((q * PAIR_TOKENS + t) * n);
+                let row = v[2 * t];
+                let row = if add { _mm512_add_epi32(row, _mm512_maskz_loadu_epi32(mask, dst)) } else { row };
+                _mm512_mask_storeu_epi32(dst, mask, row);
+            }
+        }
+    }
+}
+
+/// Packs `count` ≤ 8 token rows (`k` bytes apart from `a`) into one panel of the pair form:
+/// step `s` at `dst + s·p·8` (u64 units) holds each token's bytes `8s .. 8s + 8`, biased by
+/// 0x80, then zeros for the missing tokens.
+///
+/// # Safety
+/// Each of the `count` rows valid for `8·steps` bytes; `dst` valid for `steps` steps.
+#[inline(always)]
+unsafe fn pack_pairs(a: *const i8, k: usize, count: usize, steps: usize, dst: *mut u64, p: usize) {
+    // SAFETY: reads inside the first 8·steps bytes of the rows, writes inside the steps.
+    unsafe {
+        for t in 0..PAIR_TOKENS {
+            for s in 0..steps {
+                let v = if t < count {
+                    (a.add(t * k + 8 * s) as *const u64).read_unaligned() ^ 0x8080_8080_8080_8080
+                } else {
+                    0
+                };
+                dst.add(s * p * PAIR_TOKENS + t).write(v);
+            }
+        }
     }
 }
 
@@ -549,6 +694,35 @@ unsafe fn tile_rows(
     // SAFETY: row j + min(t, cols - 1) < j + cols, offset k0 < k.
     let bp = core::array::from_fn(|t| unsafe { b.add((j + t.min(cols - 1)) * k + k0) });
     (bp, core::array::from_fn(|t| sums[j - j0 + t.min(cols - 1)]))
+}
+
+/// [`row_sum_x128`] of a tile's `BR` weight rows at once: this is the first read of those
+/// rows (from L3 or memory), and twelve independent streams keep that many loads in flight
+/// where one row at a time would wait on each line.
+///
+/// # Safety
+/// AVX-512F/BW/VNNI present; each `b[r]` valid for `len` bytes.
+#[inline(always)]
+unsafe fn tile_row_sums_x128(b: &[*const i8; BR], len: usize) -> [i32; BR] {
+    // SAFETY: full loads inside `len`, the last one masked to the bytes left.
+    unsafe {
+        let ones = _mm512_set1_epi8(1);
+        let mut acc = [_mm512_setzero_si512(); BR];
+        let mut o = 0;
+        while o + 64 <= len {
+            for (a, &row) in acc.iter_mut().zip(b) {
+                *a = _mm512_dpbusd_epi32(*a, ones, _mm512_loadu_si512(row.add(o).cast()));
+            }
+            o += 64;
+        }
+        if o < len {
+            let mask: __mmask64 = (1u64 << (len - o)) - 1;
+            for (a, &row) in acc.iter_mut().zip(b) {
+                *a = _mm512_dpbusd_epi32(*a, ones, _mm512_maskz_loadu_epi8(mask, row.add(o)));
+            }
+        }
+        acc.map(|a| _mm512_reduce_add_epi32(a).wrapping_mul(128))
+    }
 }
 
 /// `128·Σ b[0..len]` (wrapping): what the 0x80 bias of the activations adds to a result of
@@ -731,7 +905,9 @@ unsafe fn vnni_bcast16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8
             let j1 = (j0 + nb).min(n);
             // SAFETY: rows j0 .. j1 ≤ n hold bytes k0 .. k0 + kc ≤ k; j1 - j0 ≤ nb ≤ NB_MAX;
             // AVX-512 per the contract.
-            unsafe { block_row_sums(b, k, k0, kc, (j0, j1), &mut sums) };
+            if std::env::var_os("NOSUMS").is_none() {
+                unsafe { block_row_sums(b, k, k0, kc, (j0, j1), &mut sums) };
+            }
             let mut i = 0;
             while i < m {
                 let rows = (m - i).min(PANEL);

@@ -1,0 +1,29 @@
+//! One GEMM shape, many calls: for `perf record` of a kernel on one shape, and a quick
+//! best/mean throughput (Gelem/s, one multiply-add = 2, as in `gemm_best`).
+//!
+//! `cargo run --release -p albert-engine --example gemm_one -- KERNEL M N K REPS`
+use albert_engine::kernels;
+use std::hint::black_box;
+use std::time::Instant;
+fn main() {
+    let a: Vec<usize> = std::env::args().skip(2).map(|s| s.parse().unwrap()).collect();
+    let kern = kernels::by_name(&std::env::args().nth(1).unwrap()).unwrap();
+    let (m, n, k, reps) = (a[0], a[1], a[2], a[3]);
+    let av: Vec<i8> = (0..m * k).map(|i| (i * 7 % 251) as i8).collect();
+    let bv: Vec<i8> = (0..n * k).map(|i| (i * 13 % 253) as i8).collect();
+    let mut c = vec![0i32; m * n];
+    let mut best = f64::INFINITY;
+    let mut tot = 0.0;
+    for _ in 0..reps {
+        let t = Instant::now();
+        kern.gemm_i8_i32(m, n, k, black_box(&av), black_box(&bv), black_box(&mut c));
+        let e = t.elapsed().as_secs_f64();
+        tot += e;
+        best = best.min(e);
+    }
+    println!(
+        "m{m} n{n} k{k} best {:.1} mean {:.1} Gelem/s",
+        2.0 * (m * n * k) as f64 / best / 1e9,
+        2.0 * (m * n * k) as f64 * reps as f64 / tot / 1e9
+    );
+}
