@@ -1,22 +1,30 @@
 //! One GEMM shape, many calls: for `perf record` of a kernel on one shape, and a quick
 //! best/mean throughput (Gelem/s, one multiply-add = 2, as in `gemm_best`).
 //!
-//! `cargo run --release -p albert-engine --example gemm_one -- KERNEL M N K REPS`
+//! `cargo run --release -p albert-engine --example gemm_one -- KERNEL M N K REPS [i16]`
+//! (`i16`: the int16-activation GEMM instead of the int8 one)
 use albert_engine::kernels;
 use std::hint::black_box;
 use std::time::Instant;
 fn main() {
-    let a: Vec<usize> = std::env::args().skip(2).map(|s| s.parse().unwrap()).collect();
+    let a: Vec<usize> = std::env::args().skip(2).take(4).map(|s| s.parse().unwrap()).collect();
     let kern = kernels::by_name(&std::env::args().nth(1).unwrap()).unwrap();
     let (m, n, k, reps) = (a[0], a[1], a[2], a[3]);
     let av: Vec<i8> = (0..m * k).map(|i| (i * 7 % 251) as i8).collect();
     let bv: Vec<i8> = (0..n * k).map(|i| (i * 13 % 253) as i8).collect();
     let mut c = vec![0i32; m * n];
+    let a16: Vec<i16> = av.iter().enumerate().map(|(i, &x)| (x as i16) * 97 + (i % 89) as i16).collect();
+    let mut c16 = vec![0i64; m * n];
+    let i16 = std::env::args().nth(6).is_some_and(|s| s == "i16");
     let mut best = f64::INFINITY;
     let mut tot = 0.0;
     for _ in 0..reps {
         let t = Instant::now();
-        kern.gemm_i8_i32(m, n, k, black_box(&av), black_box(&bv), black_box(&mut c));
+        if i16 {
+            kern.gemm_i16_i8_i64(m, n, k, black_box(&a16), black_box(&bv), black_box(&mut c16));
+        } else {
+            kern.gemm_i8_i32(m, n, k, black_box(&av), black_box(&bv), black_box(&mut c));
+        }
         let e = t.elapsed().as_secs_f64();
         tot += e;
         best = best.min(e);

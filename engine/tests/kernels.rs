@@ -229,12 +229,17 @@ fn int16_activations_every_kernel() {
             // under Miri.
             let (m, n, k) = if cfg!(miri) { (1, 2, 600) } else { (2, 5, 5000) };
             check16(kern, m, n, k, &vec![x; m * k], &vec![y; n * k]);
-            // The same from 16 rows up (vnni's broadcast form: two byte panels per tile).
+            // The same from 16 rows up (vnni's broadcast form: two byte panels per tile),
+            // and at 8 rows with K a multiple of 8 (its pair form).
             let (m, n, k) = if cfg!(miri) { (16, 2, 40) } else { (17, 13, 4100) };
             check16(kern, m, n, k, &vec![x; m * k], &vec![y; n * k]);
+            if !cfg!(miri) {
+                check16(kern, 8, 13, 4104, &vec![x; 8 * 4104], &vec![y; 13 * 4104]);
+            }
         }
-        // Ragged shapes below and from 8 rows: rows around a 16-token tile, K past 1024-value
-        // chunks and off 64-byte row sums, N around the 12-row tile and past a column block.
+        // Ragged shapes below and from 8 rows: rows around a 16-token tile and in vnni's
+        // pair form (5-8 rows, K a multiple of 8), K past 1024-value chunks and off 64-byte
+        // row sums, N around the 12-row tile and past a column block.
         let shapes = [
             (1, 1, 1),
             (1, 7, 15),
@@ -243,6 +248,10 @@ fn int16_activations_every_kernel() {
             (5, 6, 3072),
             (4, 3, 2049),
             (8, 12, 4),
+            (5, 13, 8),
+            (6, 25, 2056),
+            (7, 12, 1032),
+            (8, 1, 3072),
             (15, 13, 1028),
             (16, 25, 2052),
             (17, 11, 3072),

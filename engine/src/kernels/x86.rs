@@ -378,6 +378,8 @@ pub(super) unsafe fn avx512vnni_gemm_i16_i8_i64(
     unsafe {
         if m >= PANEL && k.is_multiple_of(4) {
             vnni_bcast16(m, n, k, a, b, c)
+        } else if (PAIR16_MIN..=PAIR_TOKENS).contains(&m) && k.is_multiple_of(8) {
+            vnni_pair16(m, n, k, a, b, c)
         } else {
             avx512vnni_gemm_i16_i8_i64_4x4(m, n, k, a, b, c)
         }
@@ -592,6 +594,35 @@ unsafe fn pair_tile<const P: usize>(
     // SAFETY: loads inside the panel and the weight rows, stores inside the tile of `c`,
     // per the contract.
     unsafe {
+        let acc = pair_acc::<P>(steps, panel, b);
+        let mask: __mmask16 = (1u16 << cols) - 1;
+        for q in 0..P {
+            // Lane 2t: token t's two halves added, less the bias correction.
+            let v: [__m512i; 16] = core::array::from_fn(|r| match acc.get(r) {
+                Some(a) => _mm512_sub_epi32(pair_sum(a[q]), _mm512_set1_epi32(corr[r])),
+                None => _mm512_setzero_si512(),
+            });
+            let v = transpose_16x16(v);
+            for t in 0..rows.saturating_sub(q * PAIR_TOKENS).min(PAIR_TOKENS) {
+                let dst = c.add((q * PAIR_TOKENS + t) * n);
+                let row = v[2 * t];
+                let row = if add { _mm512_add_epi32(row, _mm512_maskz_loadu_epi32(mask, dst)) } else { row };
+                _mm512_mask_storeu_epi32(dst, mask, row);
+            }
+        }
+    }
+}
+
+/// `steps` steps of 8 K values of the pair form: `P` panels against `BR` weight rows, into
+/// `BR × P` accumulators (token `t` in lanes `2t`, `2t + 1`).
+///
+/// # Safety
+/// AVX-512F/BW/VL/VNNI present; `panel` valid for `steps·P·64` bytes, each `b[r]` for
+/// `8·steps` bytes.
+#[inline(always)]
+unsafe fn pair_acc<const P: usize>(steps: usize, panel: *const u8, b: &[*const i8; BR]) -> [[__m512i; P]; BR] {
+    // SAFETY: loads inside the panel and the weight rows, per the contract.
+    unsafe {
         let mut acc: [[__m512i; P]; BR] = core::array::from_fn(|_| core::array::from_fn(|_| _mm512_setzero_si512()));
         for s in 0..steps {
             let mut av = [_mm512_setzero_si512(); P];
@@ -605,22 +636,95 @@ unsafe fn pair_tile<const P: usize>(
                 }
             }
         }
-        let mask: __mmask16 = (1u16 << cols) - 1;
-        for q in 0..P {
-            // Lane 2t: token t's two halves added, less the bias correction.
-            let v: [__m512i; 16] = core::array::from_fn(|r| match acc.get(r) {
-                Some(a) => {
-                    let a = a[q];
-                    _mm512_sub_epi32(_mm512_add_epi32(a, _mm512_srli_epi64::<32>(a)), _mm512_set1_epi32(corr[r]))
+        acc
+    }
+}
+
+/// A pair-form accumulator with lane `2t` = lanes `2t` + `2t + 1` (wrapping).
+///
+/// # Safety
+/// AVX-512F present.
+#[inline(always)]
+unsafe fn pair_sum(a: __m512i) -> __m512i {
+    // SAFETY: register-only AVX-512F instructions.
+    unsafe { _mm512_add_epi32(a, _mm512_srli_epi64::<32>(a)) }
+}
+
+/// The fewest tokens for which [`vnni_pair16`] beats the `vpdpwssd` tiles (`gemm_one vnni M
+/// 768 3072 300 i16`: 4 rows 122 against 66 Gelem/s, 5 rows 91 against 92, 7 rows 71 against
+/// 127): its cost does not depend on the token count up to 8.
+const PAIR16_MIN: usize = 5;
+
+/// The pair form for int16 activations and at most 8 tokens: [`vnni_pair`]'s steps of 8 K
+/// values with [`vnni_bcast16`]'s split of each activation into its high byte (biased by
+/// 0x80, corrected with the weight row sums) in panel 0 and its low byte in panel 1. The
+/// pair sums are moved to lanes `0..8` and stored as [`vnni_bcast16`] stores.
+///
+/// # Safety
+/// AVX-512F/BW/VL/VNNI present; `m ≤ 8`, `k % 8 == 0`; `a`, `b`, `c` valid for `m·k`,
+/// `n·k`, `m·n`.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn vnni_pair16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8, c: *mut i64) {
+    // Every lane a tile reads is written by `pack_pairs16` first.
+    let mut panel = core::mem::MaybeUninit::<[u64; 2 * PAIR_TOKENS * KC / 8]>::uninit();
+    let panel = panel.as_mut_ptr().cast::<u64>();
+    let mut k0 = 0;
+    while k0 < k {
+        let kc = (k - k0).min(KC);
+        // SAFETY: rows 0 .. m hold values k0 .. k0 + kc ≤ k; the panel holds 2·8·kc/8 u64.
+        unsafe { pack_pairs16(a.add(k0), k, m, kc / 8, panel) };
+        let mut j = 0;
+        while j < n {
+            let cols = (n - j).min(BR);
+            // SAFETY: row j + min(t, cols − 1) < n, offset k0 < k; each row holds kc bytes
+            // from there.
+            let bp: [*const i8; BR] = core::array::from_fn(|t| unsafe { b.add((j + t.min(cols - 1)) * k + k0) });
+            // SAFETY: as above; the panel holds kc/8 steps of 2 panels; the tile's outputs,
+            // rows 0 .. m ≤ 8 and columns j .. j + cols ≤ n of `c`, are valid; AVX-512 per
+            // the contract.
+            unsafe {
+                let corr = tile_row_sums_x128(&bp, kc);
+                let mut acc = pair_acc::<2>(kc / 8, panel.cast_const().cast(), &bp);
+                let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+                // (Loops, not `map`: a closure would not be compiled for AVX-512.)
+                for a in acc.iter_mut() {
+                    for v in a.iter_mut() {
+                        *v = _mm512_permutexvar_epi32(even, pair_sum(*v));
+                    }
                 }
-                None => _mm512_setzero_si512(),
-            });
-            let v = transpose_16x16(v);
-            for t in 0..rows.saturating_sub(q * PAIR_TOKENS).min(PAIR_TOKENS) {
-                let dst = c.add((q * PAIR_TOKENS + t) * n);
-                let row = v[2 * t];
-                let row = if add { _mm512_add_epi32(row, _mm512_maskz_loadu_epi32(mask, dst)) } else { row };
-                _mm512_mask_storeu_epi32(dst, mask, row);
+                store16(acc, &corr, c.add(j), n, m, cols, k0 > 0);
+            }
+            j += BR;
+        }
+        k0 += kc;
+    }
+}
+
+/// Packs `count` ≤ 8 rows of int16 activations (`k` apart from `a`) into the two panels of
+/// [`vnni_pair16`], interleaved per step: step `s` at `dst + 2s·8` (u64 units) holds each
+/// token's 8 high bytes (^ 0x80), then at `+ 8` its 8 low bytes; zeros for missing tokens.
+///
+/// # Safety
+/// AVX-512F/BW present; each of the `count` rows valid for `8·steps` values; `dst` valid for
+/// `2·8·steps` u64.
+#[inline(always)]
+unsafe fn pack_pairs16(a: *const i16, k: usize, count: usize, steps: usize, dst: *mut u64) {
+    // SAFETY: reads inside the first 8·steps values of the rows, writes inside the steps.
+    unsafe {
+        let low = _mm_set1_epi16(0xFF);
+        let bias = _mm_set1_epi8(0x80u8 as i8);
+        for t in 0..PAIR_TOKENS {
+            for s in 0..steps {
+                let (hi, lo) = if t < count {
+                    let v = _mm_loadu_si128(a.add(t * k + 8 * s).cast());
+                    let hi = _mm_xor_si128(_mm_packus_epi16(_mm_srli_epi16::<8>(v), low), bias);
+                    let lo = _mm_packus_epi16(_mm_and_si128(v, low), low);
+                    (_mm_cvtsi128_si64(hi) as u64, _mm_cvtsi128_si64(lo) as u64)
+                } else {
+                    (0, 0)
+                };
+                dst.add(2 * s * PAIR_TOKENS + t).write(hi);
+                dst.add((2 * s + 1) * PAIR_TOKENS + t).write(lo);
             }
         }
     }
@@ -721,7 +825,11 @@ unsafe fn tile_row_sums_x128(b: &[*const i8; BR], len: usize) -> [i32; BR] {
                 *a = _mm512_dpbusd_epi32(*a, ones, _mm512_maskz_loadu_epi8(mask, row.add(o)));
             }
         }
-        acc.map(|a| _mm512_reduce_add_epi32(a).wrapping_mul(128))
+        let mut out = [0i32; BR];
+        for (o, &a) in out.iter_mut().zip(&acc) {
+            *o = _mm512_reduce_add_epi32(a).wrapping_mul(128);
+        }
+        out
     }
 }
 
