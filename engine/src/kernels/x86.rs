@@ -465,9 +465,7 @@ unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c
             if !bias_lane {
                 // SAFETY: rows j0 .. j1 ≤ n hold bytes k0 .. k0 + kc ≤ k; j1 - j0 ≤ nb ≤
                 // NB_MAX; AVX-512 per the contract.
-                if std::env::var_os("NOSUMS").is_none() {
-                    unsafe { block_row_sums(b, k, k0, kc, (j0, j1), &mut sums) };
-                }
+                unsafe { block_row_sums(b, k, k0, kc, (j0, j1), &mut sums) };
             }
             let mut i = 0;
             while i < m {
@@ -1013,9 +1011,7 @@ unsafe fn vnni_bcast16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8
             let j1 = (j0 + nb).min(n);
             // SAFETY: rows j0 .. j1 ≤ n hold bytes k0 .. k0 + kc ≤ k; j1 - j0 ≤ nb ≤ NB_MAX;
             // AVX-512 per the contract.
-            if std::env::var_os("NOSUMS").is_none() {
-                unsafe { block_row_sums(b, k, k0, kc, (j0, j1), &mut sums) };
-            }
+            unsafe { block_row_sums(b, k, k0, kc, (j0, j1), &mut sums) };
             let mut i = 0;
             while i < m {
                 let rows = (m - i).min(PANEL);
