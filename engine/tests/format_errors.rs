@@ -273,3 +273,27 @@ fn model_is_send_and_sync_and_shared_across_threads() {
         }
     });
 }
+
+#[test]
+fn weight_sums_must_be_integers_within_range_on_int8_weights() {
+    let ffn = "encoder.albert_layer_groups.0.albert_layers.0.ffn";
+    // A valid one loads (12 rows of K = 8: |Σ| ≤ 8·127).
+    let sums = |v: f32| vec![v; 12];
+    let mut w = writer(DType::I8);
+    w.tensors.push(TensorData::f32(&format!("{ffn}.weight_sum"), &[12], &sums(-1016.0)));
+    load(&w.to_bytes()).unwrap();
+    for (dtype, v, why) in [
+        (DType::I8, 2.5, "integers"),
+        (DType::I8, 1017.0, "within K·127"),
+        (DType::I8, f32::NAN, "integers"),
+        (DType::F32, 3.0, "only valid for int8 weights"),
+    ] {
+        let mut w = writer(dtype);
+        w.tensors.push(TensorData::f32(&format!("{ffn}.weight_sum"), &[12], &sums(v)));
+        let e = load(&w.to_bytes()).unwrap_err();
+        assert!(
+            matches!(&e, Error::BadTensorEncoding { name, detail } if name.as_str() == format!("{ffn}.weight_sum") && detail.contains(why)),
+            "{v}: {e}"
+        );
+    }
+}

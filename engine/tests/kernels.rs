@@ -34,32 +34,59 @@ fn fill(len: usize, seed: u64, extremes: u8) -> Vec<i8> {
         .collect()
 }
 
+/// The weight row sums as the blob's `weight_sum` tensors hold them (exact f32 integers).
+fn weight_sums(n: usize, k: usize, b: &[i8]) -> Vec<f32> {
+    (0..n).map(|j| b[j * k..(j + 1) * k].iter().map(|&x| x as i32).sum::<i32>() as f32).collect()
+}
+
+/// Whether to call the kernels without and with the weight sums: under Miri only without,
+/// since the kernels Miri runs (`scalar`, `wide`) have no form that reads them.
+fn given_sums() -> &'static [bool] {
+    if cfg!(miri) { &[false] } else { &[false, true] }
+}
+
+/// Checks `kern` against the scalar GEMM twice: as it sums the weight rows itself, and
+/// given the sums (`gemm_i8_i32_sums`, what a forward pass with a blob's `weight_sum` does).
 fn check(kern: Kernel, m: usize, n: usize, k: usize, a: &[i8], b: &[i8]) {
     let mut want = vec![0i32; m * n];
     scalar::gemm_i8_i32(m, n, k, a, b, &mut want);
-    // Poison the output so a kernel that skips an element is caught.
-    let mut got = vec![0x5a5a_5a5ai32; m * n + 3];
-    kern.gemm_i8_i32(m, n, k, a, b, &mut got);
-    for i in 0..m {
-        for j in 0..n {
-            assert_eq!(
-                got[i * n + j],
-                want[i * n + j],
-                "kernel {} m={m} n={n} k={k}: c[{i}][{j}] differs",
-                kern.name()
-            );
+    let sums = weight_sums(n, k, b);
+    for &given in given_sums() {
+        // Poison the output so a kernel that skips an element is caught.
+        let mut got = vec![0x5a5a_5a5ai32; m * n + 3];
+        if given {
+            kern.gemm_i8_i32_sums(m, n, k, a, b, &sums, &mut got);
+        } else {
+            kern.gemm_i8_i32(m, n, k, a, b, &mut got);
         }
+        for i in 0..m {
+            for j in 0..n {
+                assert_eq!(
+                    got[i * n + j],
+                    want[i * n + j],
+                    "kernel {} m={m} n={n} k={k} (sums given: {given}): c[{i}][{j}] differs",
+                    kern.name()
+                );
+            }
+        }
+        assert_eq!(&got[m * n..], &[0x5a5a_5a5a; 3], "kernel {} wrote past c", kern.name());
     }
-    assert_eq!(&got[m * n..], &[0x5a5a_5a5a; 3], "kernel {} wrote past c", kern.name());
 }
 
 fn check16(kern: Kernel, m: usize, n: usize, k: usize, a: &[i16], b: &[i8]) {
     let mut want = vec![0i64; m * n];
     scalar::gemm_i16_i8_i64(m, n, k, a, b, &mut want);
-    let mut got = vec![0x5a5a_5a5a_5a5ai64; m * n + 3];
-    kern.gemm_i16_i8_i64(m, n, k, a, b, &mut got);
-    assert_eq!(&got[..m * n], &want[..], "kernel {} (int16) m={m} n={n} k={k}", kern.name());
-    assert_eq!(&got[m * n..], &[0x5a5a_5a5a_5a5a; 3], "kernel {} (int16) wrote past c", kern.name());
+    let sums = weight_sums(n, k, b);
+    for &given in given_sums() {
+        let mut got = vec![0x5a5a_5a5a_5a5ai64; m * n + 3];
+        if given {
+            kern.gemm_i16_i8_i64_sums(m, n, k, a, b, &sums, &mut got);
+        } else {
+            kern.gemm_i16_i8_i64(m, n, k, a, b, &mut got);
+        }
+        assert_eq!(&got[..m * n], &want[..], "kernel {} (int16) m={m} n={n} k={k} (sums given: {given})", kern.name());
+        assert_eq!(&got[m * n..], &[0x5a5a_5a5a_5a5a; 3], "kernel {} (int16) wrote past c", kern.name());
+    }
 }
 
 fn kernels_under_test() -> Vec<Kernel> {

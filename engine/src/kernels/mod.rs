@@ -46,6 +46,9 @@ pub const NAMES: [&str; 7] = ["scalar", "wide", "neon", "sdot", "i8mm", "avx2", 
 
 type GemmI8 = unsafe fn(usize, usize, usize, *const i8, *const i8, *mut i32);
 type GemmI16 = unsafe fn(usize, usize, usize, *const i16, *const i8, *mut i64);
+/// The same with the weight row sums (`*const f32`, `n` exact integers).
+type GemmI8Sums = unsafe fn(usize, usize, usize, *const i8, *const i8, *const f32, *mut i32);
+type GemmI16Sums = unsafe fn(usize, usize, usize, *const i16, *const i8, *const f32, *mut i64);
 
 /// One int8 GEMM implementation. A `Kernel` value only exists for a kernel the running
 /// CPU supports (the constructors check), which is what makes [`Kernel::gemm_i8_i32`] safe.
@@ -54,6 +57,8 @@ pub struct Kernel {
     name: &'static str,
     gemm: GemmI8,
     gemm16: GemmI16,
+    /// Forms that take the weight row sums instead of computing them (`vnni`).
+    sums: Option<(GemmI8Sums, GemmI16Sums)>,
 }
 
 impl fmt::Debug for Kernel {
@@ -84,6 +89,35 @@ impl Kernel {
         // SAFETY: the buffers hold m·k, n·k and m·n elements (checked above), which is all
         // a kernel reads or writes; a `Kernel` is only built for a kernel this CPU supports.
         unsafe { (self.gemm)(m, n, k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr()) }
+    }
+
+    /// [`Kernel::gemm_i8_i32`], given `sums[j] = Σ_k b[j][k]` (exact integers, as the blob's
+    /// `weight_sum` tensors store them): kernels that offset the activations (`vnni`) use
+    /// them instead of summing the weight rows on every call; the others ignore them. The
+    /// result is the same only if the sums are right.
+    #[allow(clippy::too_many_arguments)] // the GEMM's operands and the sums
+    pub fn gemm_i8_i32_sums(&self, m: usize, n: usize, k: usize, a: &[i8], b: &[i8], sums: &[f32], c: &mut [i32]) {
+        let Some((gemm, _)) = self.sums else { return self.gemm_i8_i32(m, n, k, a, b, c) };
+        assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n, "gemm_i8_i32: buffers too small");
+        assert!(sums.len() >= n, "gemm_i8_i32_sums: fewer sums than weight rows");
+        if m == 0 || n == 0 {
+            return;
+        }
+        // SAFETY: as in `gemm_i8_i32`; `sums` holds n values (checked above).
+        unsafe { gemm(m, n, k, a.as_ptr(), b.as_ptr(), sums.as_ptr(), c.as_mut_ptr()) }
+    }
+
+    /// [`Kernel::gemm_i16_i8_i64`] given the weight row sums, as [`Kernel::gemm_i8_i32_sums`].
+    #[allow(clippy::too_many_arguments)] // the GEMM's operands and the sums
+    pub fn gemm_i16_i8_i64_sums(&self, m: usize, n: usize, k: usize, a: &[i16], b: &[i8], sums: &[f32], c: &mut [i64]) {
+        let Some((_, gemm16)) = self.sums else { return self.gemm_i16_i8_i64(m, n, k, a, b, c) };
+        assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n, "gemm_i16_i8_i64: buffers too small");
+        assert!(sums.len() >= n, "gemm_i16_i8_i64_sums: fewer sums than weight rows");
+        if m == 0 || n == 0 {
+            return;
+        }
+        // SAFETY: as in `gemm_i16_i8_i64`; `sums` holds n values (checked above).
+        unsafe { gemm16(m, n, k, a.as_ptr(), b.as_ptr(), sums.as_ptr(), c.as_mut_ptr()) }
     }
 
     /// `c[i][j] = Σ_k a[i][k] · b[j][k]` for int16 activations, exact in i64; the same
@@ -222,13 +256,21 @@ fn table_entry(name: &'static str) -> Option<(GemmI8, GemmI16)> {
     })
 }
 
+fn sums_entry(name: &'static str) -> Option<(GemmI8Sums, GemmI16Sums)> {
+    match name {
+        #[cfg(target_arch = "x86_64")]
+        "vnni" => Some((x86::avx512vnni_gemm_i8_i32_sums, x86::avx512vnni_gemm_i16_i8_i64_sums)),
+        _ => None,
+    }
+}
+
 /// The kernel called `name`, if this CPU supports it.
 pub fn by_name(name: &str) -> Result<Kernel, KernelError> {
     let known = NAMES.iter().find(|&&n| n == name);
     match known {
         Some(&n) if is_supported(n) => {
             let (gemm, gemm16) = table_entry(n).expect("a supported kernel is in the table");
-            Ok(Kernel { name: n, gemm, gemm16 })
+            Ok(Kernel { name: n, gemm, gemm16, sums: sums_entry(n) })
         }
         _ => {
             let mut requested = heapless::String::new();

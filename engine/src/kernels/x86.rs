@@ -374,12 +374,31 @@ pub(super) unsafe fn avx512vnni_gemm_i16_i8_i64(
     b: *const i8,
     c: *mut i64,
 ) {
+    // SAFETY: the same contract, passed on (no sums).
+    unsafe { avx512vnni_gemm_i16_i8_i64_sums(m, n, k, a, b, core::ptr::null(), c) }
+}
+
+/// [`avx512vnni_gemm_i16_i8_i64`] with the weight row sums `sums` (null: computed here).
+///
+/// # Safety
+/// As [`avx512vnni_gemm_i16_i8_i64`]; `sums` null or valid for `n` values, each `Σ_k b[j][k]`.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn avx512vnni_gemm_i16_i8_i64_sums(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const i16,
+    b: *const i8,
+    sums: *const f32,
+    c: *mut i64,
+) {
+    let ws = WeightSums::new(sums, k);
     // SAFETY: the same contract, passed on.
     unsafe {
         if m >= PANEL && k.is_multiple_of(4) {
-            vnni_bcast16(m, n, k, a, b, c)
+            vnni_bcast16(m, n, k, a, b, ws, c)
         } else if (PAIR16_MIN..=PAIR_TOKENS).contains(&m) && k.is_multiple_of(8) {
-            vnni_pair16(m, n, k, a, b, c)
+            vnni_pair16(m, n, k, a, b, ws, c)
         } else {
             avx512vnni_gemm_i16_i8_i64_4x4(m, n, k, a, b, c)
         }
@@ -415,15 +434,59 @@ const NB_MAX: usize = 1020;
 /// AVX-512F/BW/VL/VNNI present; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n` elements.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) unsafe fn avx512vnni_gemm_i8_i32(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
+    // SAFETY: the same contract, passed on (no sums).
+    unsafe { avx512vnni_gemm_i8_i32_sums(m, n, k, a, b, core::ptr::null(), c) }
+}
+
+/// [`avx512vnni_gemm_i8_i32`] with the weight row sums `sums` (null: computed here).
+///
+/// # Safety
+/// As [`avx512vnni_gemm_i8_i32`]; `sums` null or valid for `n` values, each `Σ_k b[j][k]`.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn avx512vnni_gemm_i8_i32_sums(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const i8,
+    b: *const i8,
+    sums: *const f32,
+    c: *mut i32,
+) {
+    let ws = WeightSums::new(sums, k);
     // SAFETY: the same contract, passed on.
     unsafe {
         if (8..2 * PAIR_TOKENS).contains(&m) && k.is_multiple_of(8) {
-            vnni_pair(m, n, k, a, b, c)
+            vnni_pair(m, n, k, a, b, ws, c)
         } else if m >= 8 && k.is_multiple_of(4) {
-            vnni_bcast(m, n, k, a, b, c)
+            vnni_bcast(m, n, k, a, b, ws, c)
         } else {
             avx512vnni_gemm_i8_i32_4x4(m, n, k, a, b, c)
         }
+    }
+}
+
+/// The weight row sums a caller gave (`Σ_k b[j][k]`, exact integers in f32), when usable:
+/// the kernels then correct the 0x80 bias once, in the first K chunk, with `128·Σ` of the
+/// whole row (the chunks' results are added, so their corrections may be), instead of
+/// summing each chunk of each row on every call.
+#[derive(Clone, Copy)]
+struct WeightSums(*const f32);
+
+impl WeightSums {
+    /// `sums` (null: none) for rows of `k` bytes. Not used past `K = 2¹⁶`, where the int16
+    /// forms' first-chunk value `Σ hi·b − 128·Σ_rest b` could leave i32.
+    fn new(sums: *const f32, k: usize) -> Self {
+        WeightSums(if k <= 1 << 16 { sums } else { core::ptr::null() })
+    }
+
+    /// The bias correction of weight row `j` in the chunk at `k0`, if sums were given.
+    ///
+    /// # Safety
+    /// The sums, if given, are valid for row `j`.
+    #[inline(always)]
+    unsafe fn corr(self, j: usize, k0: usize) -> Option<i32> {
+        // SAFETY: row j's sum, per the contract; an exact integer below 2²⁴ in magnitude.
+        (!self.0.is_null()).then(|| if k0 == 0 { (unsafe { *self.0.add(j) } as i32).wrapping_mul(128) } else { 0 })
     }
 }
 
@@ -449,7 +512,7 @@ pub(super) unsafe fn avx512vnni_gemm_i8_i32(m: usize, n: usize, k: usize, a: *co
 /// # Safety
 /// AVX-512F/BW/VL/VNNI present; `k % 4 == 0`; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n`.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
+unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, ws: WeightSums, c: *mut i32) {
     // Every lane a tile reads is written by `pack_panel` first.
     let mut panel = core::mem::MaybeUninit::<[u32; 2 * PANEL * KC / 4]>::uninit();
     let panel = panel.as_mut_ptr().cast::<u32>();
@@ -465,7 +528,7 @@ unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c
             if !bias_lane {
                 // SAFETY: rows j0 .. j1 ≤ n hold bytes k0 .. k0 + kc ≤ k; j1 - j0 ≤ nb ≤
                 // NB_MAX; AVX-512 per the contract.
-                unsafe { block_row_sums(b, k, k0, kc, (j0, j1), &mut sums) };
+                unsafe { block_row_sums(b, k, k0, kc, (j0, j1), ws, &mut sums) };
             }
             let mut i = 0;
             while i < m {
@@ -528,7 +591,7 @@ const PAIR_TOKENS: usize = 8;
 /// AVX-512F/BW/VL/VNNI present; `8 ≤ m < 16`, `k % 8 == 0`; `a`, `b`, `c` valid for `m·k`,
 /// `n·k`, `m·n`.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn vnni_pair(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
+unsafe fn vnni_pair(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, ws: WeightSums, c: *mut i32) {
     // Every lane a tile reads is written by `pack_pairs` first.
     let mut panel = core::mem::MaybeUninit::<[u64; 2 * PAIR_TOKENS * KC / 8]>::uninit();
     let panel = panel.as_mut_ptr().cast::<u64>();
@@ -550,8 +613,8 @@ unsafe fn vnni_pair(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c:
             // SAFETY: row j + min(t, cols − 1) < n, offset k0 < k; each row holds kc bytes
             // from there; AVX-512 per the contract.
             let bp: [*const i8; BR] = core::array::from_fn(|t| unsafe { b.add((j + t.min(cols - 1)) * k + k0) });
-            // SAFETY: as above.
-            let corr = unsafe { tile_row_sums_x128(&bp, kc) };
+            // SAFETY: as above, and the sums, if given, hold rows j .. j + cols.
+            let corr = unsafe { tile_corr(&bp, kc, ws, (j, cols), k0) };
             // SAFETY: the panel holds kc/8 steps of p panels; each weight pointer is valid for
             // kc bytes; the tile's outputs, rows 0 .. m and columns j .. j + cols ≤ n of `c`,
             // are valid; AVX-512 per the contract.
@@ -662,7 +725,7 @@ const PAIR16_MIN: usize = 5;
 /// AVX-512F/BW/VL/VNNI present; `m ≤ 8`, `k % 8 == 0`; `a`, `b`, `c` valid for `m·k`,
 /// `n·k`, `m·n`.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn vnni_pair16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8, c: *mut i64) {
+unsafe fn vnni_pair16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8, ws: WeightSums, c: *mut i64) {
     // Every lane a tile reads is written by `pack_pairs16` first.
     let mut panel = core::mem::MaybeUninit::<[u64; 2 * PAIR_TOKENS * KC / 8]>::uninit();
     let panel = panel.as_mut_ptr().cast::<u64>();
@@ -681,7 +744,7 @@ unsafe fn vnni_pair16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8,
             // rows 0 .. m ≤ 8 and columns j .. j + cols ≤ n of `c`, are valid; AVX-512 per
             // the contract.
             unsafe {
-                let corr = tile_row_sums_x128(&bp, kc);
+                let corr = tile_corr(&bp, kc, ws, (j, cols), k0);
                 let mut acc = pair_acc::<2>(kc / 8, panel.cast_const().cast(), &bp);
                 let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
                 // (Loops, not `map`: a closure would not be compiled for AVX-512.)
@@ -759,23 +822,27 @@ fn col_block(kc: usize) -> usize {
     ((256 * 1024 / kc) / BR).clamp(1, NB_MAX / BR) * BR
 }
 
-/// `row_sum_x128` of weight rows `j0..j1` (bytes `k0 .. k0 + kc` of each), into `sums`.
+/// The bias corrections of weight rows `j0..j1` in the K chunk at `k0` (`kc` bytes), into
+/// `sums`: from the given weight sums, or `row_sum_x128` of the chunk of each row.
 ///
 /// # Safety
 /// AVX-512F/BW/VNNI present; rows `j0..j1` of `b` (`k` bytes apart) valid for `k0 + kc`
-/// bytes; `j1 - j0 ≤ NB_MAX`.
+/// bytes; `ws` valid for those rows; `j1 - j0 ≤ NB_MAX`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // one block's geometry and its sums
 unsafe fn block_row_sums(
     b: *const i8,
     k: usize,
     k0: usize,
     kc: usize,
     (j0, j1): (usize, usize),
+    ws: WeightSums,
     sums: &mut [i32; NB_MAX],
 ) {
     for (j, s) in (j0..j1).zip(sums.iter_mut()) {
-        // SAFETY: row j < j1 holds bytes k0 .. k0 + kc; AVX-512 per the contract.
-        *s = unsafe { row_sum_x128(b.add(j * k + k0), kc) };
+        // SAFETY: row j < j1 holds bytes k0 .. k0 + kc, and its sum if given; AVX-512 per
+        // the contract.
+        *s = unsafe { ws.corr(j, k0).unwrap_or_else(|| row_sum_x128(b.add(j * k + k0), kc)) };
     }
 }
 
@@ -796,6 +863,33 @@ unsafe fn tile_rows(
     // SAFETY: row j + min(t, cols - 1) < j + cols, offset k0 < k.
     let bp = core::array::from_fn(|t| unsafe { b.add((j + t.min(cols - 1)) * k + k0) });
     (bp, core::array::from_fn(|t| sums[j - j0 + t.min(cols - 1)]))
+}
+
+/// The bias corrections of a pair-form tile: weight rows `j .. j + cols` (repeats of the
+/// last past `cols`, as `b`) in the K chunk at `k0`, from the given sums or computed.
+///
+/// # Safety
+/// AVX-512F/BW/VNNI present; each `b[r]` valid for `len` bytes; `ws` valid for those rows.
+#[inline(always)]
+unsafe fn tile_corr(
+    b: &[*const i8; BR],
+    len: usize,
+    ws: WeightSums,
+    (j, cols): (usize, usize),
+    k0: usize,
+) -> [i32; BR] {
+    // SAFETY: the contract, passed on.
+    unsafe {
+        if ws.corr(j, k0).is_some() {
+            let mut out = [0i32; BR];
+            for (t, o) in out.iter_mut().enumerate() {
+                *o = ws.corr(j + t.min(cols - 1), k0).unwrap_or(0);
+            }
+            out
+        } else {
+            tile_row_sums_x128(b, len)
+        }
+    }
 }
 
 /// [`row_sum_x128`] of a tile's `BR` weight rows at once: this is the first read of those
@@ -997,7 +1091,7 @@ unsafe fn pack_panel(a: *const i8, k: usize, count: usize, steps: usize, dst: *m
 /// # Safety
 /// AVX-512F/BW/VL/VNNI present; `k % 4 == 0`; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n`.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn vnni_bcast16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8, c: *mut i64) {
+unsafe fn vnni_bcast16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8, ws: WeightSums, c: *mut i64) {
     // Every lane a tile reads is written by `pack_panel16` first.
     let mut panel = core::mem::MaybeUninit::<[u32; 2 * PANEL * KC / 4]>::uninit();
     let panel = panel.as_mut_ptr().cast::<u32>();
@@ -1011,7 +1105,7 @@ unsafe fn vnni_bcast16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8
             let j1 = (j0 + nb).min(n);
             // SAFETY: rows j0 .. j1 ≤ n hold bytes k0 .. k0 + kc ≤ k; j1 - j0 ≤ nb ≤ NB_MAX;
             // AVX-512 per the contract.
-            unsafe { block_row_sums(b, k, k0, kc, (j0, j1), &mut sums) };
+            unsafe { block_row_sums(b, k, k0, kc, (j0, j1), ws, &mut sums) };
             let mut i = 0;
             while i < m {
                 let rows = (m - i).min(PANEL);

@@ -375,10 +375,17 @@ fn int8_part(
     let (wq, sc) = (&q[js.start * k..js.end * k], &scales[js.clone()]);
     for r0 in (0..m).step_by(block) {
         let rows = block.min(m - r0);
-        if act16 {
-            kern.gemm_i16_i8_i64(rows, nc, k, &qx16[r0 * k..(r0 + rows) * k], wq, &mut acc64[..rows * nc]);
-        } else {
-            kern.gemm_i8_i32(rows, nc, k, &qx[r0 * k..(r0 + rows) * k], wq, &mut acc32[..rows * nc]);
+        match (act16, lin.weight_sum.map(|s| &s[js.clone()])) {
+            (true, None) => {
+                kern.gemm_i16_i8_i64(rows, nc, k, &qx16[r0 * k..(r0 + rows) * k], wq, &mut acc64[..rows * nc])
+            }
+            (true, Some(ws)) => {
+                kern.gemm_i16_i8_i64_sums(rows, nc, k, &qx16[r0 * k..(r0 + rows) * k], wq, ws, &mut acc64[..rows * nc])
+            }
+            (false, None) => kern.gemm_i8_i32(rows, nc, k, &qx[r0 * k..(r0 + rows) * k], wq, &mut acc32[..rows * nc]),
+            (false, Some(ws)) => {
+                kern.gemm_i8_i32_sums(rows, nc, k, &qx[r0 * k..(r0 + rows) * k], wq, ws, &mut acc32[..rows * nc])
+            }
         }
         kernels::vectorized(
             #[inline(always)]

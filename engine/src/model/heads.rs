@@ -86,8 +86,14 @@ impl Model<'_> {
         linear(&enc.hidden[at..at + h], 1, &mlm.dense, &mut t[..e], &mut enc.work, self.par());
         ops::activate(&mut t[..e], c.hidden_act);
         ops::layer_norm(&mut t[..e], mlm.norm.gamma, mlm.norm.beta, c.layer_norm_eps);
-        let decoder =
-            Linear { w: mlm.decoder, b: mlm.bias, input_mul: None, outliers: None, row_sum: mlm.decoder_row_sum };
+        let decoder = Linear {
+            w: mlm.decoder,
+            b: mlm.bias,
+            input_mul: None,
+            outliers: None,
+            row_sum: mlm.decoder_row_sum,
+            weight_sum: None,
+        };
         linear(&t[..e], 1, &decoder, out, &mut enc.work, self.par());
         enc.work.te = t;
         Ok(())

@@ -82,6 +82,10 @@ pub struct Linear<'a> {
     /// `Σ_k W[n][k]` per output row, of the stored (dequantized) weights: present when the
     /// GEMM quantizes its input centred on each token's midpoint, whose offset it corrects.
     pub row_sum: Option<&'a [f32]>,
+    /// `Σ_k q[n][k]` per output row, of the stored int8 weights, as exact integers: what the
+    /// kernels that offset the activations (`vnni`) would otherwise compute on every call.
+    /// Written by `quantize` for every int8 linear; without it the kernel sums the rows.
+    pub weight_sum: Option<&'a [f32]>,
 }
 
 /// The f32 part of a decomposed linear.
@@ -238,7 +242,29 @@ impl<'a> Loader<'_, 'a> {
             }
             Some(_) => Some(self.vector(&rs_name, out)?),
         };
-        Ok(Linear { w, b, input_mul, outliers, row_sum })
+        let ws_name = fmt_name(format_args!("{prefix}.weight_sum"));
+        let weight_sum = match self.blob.tensor(&ws_name) {
+            None => None,
+            Some(_) if w.dtype() != DType::I8 => {
+                return Err(Error::BadTensorEncoding {
+                    name: name(&ws_name),
+                    detail: "weight sums are only valid for int8 weights",
+                });
+            }
+            Some(_) => {
+                let v = self.vector(&ws_name, out)?;
+                // An integer no larger than K·127 (a kernel trusts it as the exact sum).
+                let bound = inp as f32 * 127.0;
+                if v.iter().any(|&x| !(x.abs() <= bound && libm::truncf(x) == x)) {
+                    return Err(Error::BadTensorEncoding {
+                        name: name(&ws_name),
+                        detail: "weight sums must be integers within K·127",
+                    });
+                }
+                Some(v)
+            }
+        };
+        Ok(Linear { w, b, input_mul, outliers, row_sum, weight_sum })
     }
 
     fn norm(&mut self, prefix: &str, n: u32) -> Result<Norm<'a>, Error> {
@@ -357,7 +383,8 @@ fn expected_name(c: &ModelConfig, nm: &str) -> bool {
     ];
 
     let h = c.heads;
-    const PARTS: [&str; 6] = [".weight", ".bias", ".input_mul", ".outlier_cols", ".outlier_weight", ".row_sum"];
+    const PARTS: [&str; 7] =
+        [".weight", ".bias", ".input_mul", ".outlier_cols", ".outlier_weight", ".row_sum", ".weight_sum"];
     let wb = |p: &str| nm.strip_prefix(p).is_some_and(|r| PARTS.contains(&r));
     if EMB.contains(&nm) || wb("encoder.embedding_hidden_mapping_in") {
         return true;

@@ -37,6 +37,9 @@ pub struct PackOptions {
     pub gptq: bool,
     /// Calibration input correlations for GPTQ; when absent, synthetic inputs are used.
     pub hessians: Option<Arc<Hessians>>,
+    /// int8: store every linear's integer weight row sums (`P.weight_sum`), which the `vnni`
+    /// kernel reads instead of summing the rows on every call. Off only to compare.
+    pub weight_sums: bool,
 }
 
 impl PackOptions {
@@ -71,6 +74,7 @@ impl PackOptions {
             tokenizer: None,
             gptq: false,
             hessians: None,
+            weight_sums: true,
         }
     }
 }
@@ -235,6 +239,12 @@ fn row_sums(t: &TensorData) -> Vec<f32> {
         .zip(scales)
         .map(|(row, s)| s * row.iter().map(|&q| q as i8 as i32).sum::<i32>() as f32)
         .collect()
+}
+
+/// `Σ_k q[n][k]` of an int8 tensor's stored rows, as exact f32 integers (`weight_sum`).
+fn weight_sums(t: &TensorData) -> Vec<f32> {
+    let k = t.data.len() / t.shape[0].max(1) as usize;
+    t.data.chunks_exact(k.max(1)).map(|row| row.iter().map(|&q| q as i8 as i32).sum::<i32>() as f32).collect()
 }
 
 /// Packs `ck` with [`PackOptions::new`]`(dtype)`.
@@ -408,6 +418,26 @@ pub fn pack_with_progress(
                 n => n.strip_suffix(".weight").unwrap_or(n),
             };
             sums.push(TensorData::f32(&format!("{prefix}.row_sum"), &[t.shape[0]], &row_sums(t)));
+        }
+        for t in sums {
+            summary.push(Packed {
+                name: t.name.clone(),
+                dtype: DType::F32,
+                shape: t.shape.clone(),
+                bytes: t.data.len(),
+                sqnr_db: f64::INFINITY,
+            });
+            w.tensors.push(t);
+        }
+    }
+    if dtype == DType::I8 && opts.weight_sums {
+        // Integer row sums of every int8 linear (not the embedding table, which is also the
+        // MLM decoder): the `vnni` kernel's activation offset correction, read instead of
+        // summed on every call.
+        let mut sums = Vec::new();
+        for t in w.tensors.iter().filter(|t| t.dtype == DType::I8 && t.name != "embeddings.word_embeddings.weight") {
+            let Some(prefix) = t.name.strip_suffix(".weight") else { continue };
+            sums.push(TensorData::f32(&format!("{prefix}.weight_sum"), &[t.shape[0]], &weight_sums(t)));
         }
         for t in sums {
             summary.push(Packed {
