@@ -34,13 +34,25 @@ fn gemm(c: &mut Criterion) {
     for kern in kernels::available() {
         for &(n, k) in &shapes {
             let b = fill(n * k, 7);
+            // The weight row sums a blob stores, passed as a forward pass passes them.
+            let sums: Vec<f32> = b.chunks_exact(k).map(|r| r.iter().map(|&x| x as i32).sum::<i32>() as f32).collect();
             for &m in ms.iter().filter(|&&m| kern.name() != "scalar" || m <= 8) {
                 let a = fill(m * k, 3);
                 let mut out = vec![0i32; m * n];
                 g.throughput(Throughput::Elements(2 * (m * n * k) as u64));
                 let id = BenchmarkId::new(kern.name(), format!("m{m}_n{n}_k{k}"));
                 g.bench_function(id, |bench| {
-                    bench.iter(|| kern.gemm_i8_i32(m, n, k, black_box(&a), black_box(&b), black_box(&mut out)))
+                    bench.iter(|| {
+                        kern.gemm_i8_i32_sums(
+                            m,
+                            n,
+                            k,
+                            black_box(&a),
+                            black_box(&b),
+                            black_box(&sums),
+                            black_box(&mut out),
+                        )
+                    })
                 });
             }
         }

@@ -2,7 +2,8 @@
 //!
 //! `cargo run --release -p albert-engine --example gemm_best [-- KERNEL [REPS]]`: for each
 //! of the ALBERT-base shapes and M in {8, 32, 64, 128, 384}, the fastest of REPS (default 200)
-//! timed calls, in Gelem/s (one int8 multiply-add = 2 elements, as in `benches/gemm.rs`).
+//! timed calls, in Gelem/s (one int8 multiply-add = 2 elements, as in `benches/gemm.rs`),
+//! given the weight row sums as a forward pass gives them (`Kernel::gemm_i8_i32_sums`).
 //! On a shared host, the fastest call is the one least disturbed by neighbours; the
 //! criterion benches remain the reference where the machine is quiet.
 
@@ -33,13 +34,15 @@ fn main() {
     println!("kernel {}, best of {reps}", kern.name());
     for (n, k) in [(768usize, 768usize), (3072, 768), (768, 3072)] {
         let b = fill(n * k, 7);
+        // The weight row sums a blob stores (`weight_sum`), as a forward pass passes them.
+        let sums: Vec<f32> = b.chunks_exact(k).map(|r| r.iter().map(|&x| x as i32).sum::<i32>() as f32).collect();
         for m in [8usize, 32, 64, 128, 384] {
             let a = fill(m * k, 3);
             let mut c = vec![0i32; m * n];
             let mut best = f64::INFINITY;
             for _ in 0..reps {
                 let t = Instant::now();
-                kern.gemm_i8_i32(m, n, k, black_box(&a), black_box(&b), black_box(&mut c));
+                kern.gemm_i8_i32_sums(m, n, k, black_box(&a), black_box(&b), black_box(&sums), black_box(&mut c));
                 best = best.min(t.elapsed().as_secs_f64());
             }
             println!("m{m:<4} n{n:<5} k{k:<5} {:7.1} Gelem/s", 2.0 * (m * n * k) as f64 / best / 1e9);
