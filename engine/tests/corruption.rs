@@ -545,6 +545,24 @@ fn a_section_table_pointing_twice_at_the_same_bytes_is_refused() {
         put64(d, at, first);
     });
     assert!(matches!(e, Error::Overlap { .. } | Error::BadTensorEncoding { .. }), "{e}");
+    // The last tensor's entry made the first one's but for the name (the same shape and
+    // bytes, so only the overlap can refuse it), and the last tensor given the first one's
+    // name.
+    let b = blob();
+    let last = (sections(&b)[0].3 as usize / 64 - 1) * 64;
+    let e = edited(|d| {
+        let (from, to) = (tensor_field(d, 0), tensor_field(d, last));
+        d.copy_within(from + 8..from + 64, to + 8);
+    });
+    assert!(matches!(e, Error::Overlap { what: "tensor data (shared with an earlier tensor)", .. }), "{e}");
+    let e = edited(|d| {
+        let (from, to) = (tensor_field(d, 0), tensor_field(d, last));
+        d.copy_within(from..from + 8, to);
+    });
+    assert!(
+        matches!(&e, Error::DuplicateTensor { name } if name.as_str() == "embeddings.word_embeddings.weight"),
+        "{e}"
+    );
 }
 
 #[test]

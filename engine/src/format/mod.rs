@@ -306,9 +306,26 @@ impl<'a> Blob<'a> {
         (0..self.tensor_count()).map(|i| self.tensor_at(i))
     }
 
-    /// Looks a tensor up by name.
+    /// Looks a tensor up by name (comparing the stored names, then decoding the match).
     pub fn tensor(&self, name: &str) -> Option<TensorInfo<'a>> {
-        self.tensors().find(|t| t.name == name)
+        (0..self.tensor_count()).find(|&i| self.entry_name(i) == name.as_bytes()).map(|i| self.tensor_at(i))
+    }
+
+    /// Entry `i`'s name bytes, read without decoding the entry: only for entries already
+    /// validated (by `parse`, or earlier in [`Blob::validate_tensors`]); empty otherwise.
+    fn entry_name(&self, i: usize) -> &'a [u8] {
+        let e = &self.index[i * TENSOR_ENTRY_SIZE..(i + 1) * TENSOR_ENTRY_SIZE];
+        let (off, len) = (u32_at(e, 0) as usize, u32_at(e, 4) as usize);
+        off.checked_add(len).and_then(|end| self.strings.get(off..end)).unwrap_or(&[])
+    }
+
+    /// Entry `i`'s data region and scale region (if quantized), as file offsets, read without
+    /// decoding: for validated entries only, as [`Blob::entry_name`].
+    fn entry_regions(&self, i: usize) -> (Region, Option<Region>) {
+        let e = &self.index[i * TENSOR_ENTRY_SIZE..(i + 1) * TENSOR_ENTRY_SIZE];
+        let data = Region { offset: u64_at(e, 32), len: u64_at(e, 40) };
+        let scales = (e[9] != quant::NONE).then(|| Region { offset: u64_at(e, 48), len: u64_at(e, 56) });
+        (data, scales)
     }
 
     /// The bytes of the `TOKENIZER` section, when the blob has one (validated by
@@ -452,19 +469,14 @@ impl<'a> Blob<'a> {
         let n = self.tensor_count();
         for i in 0..n {
             let t = self.decode_entry(i, index_offset, data)?;
-            let regions = |t: &TensorInfo<'_>| {
-                let base = self.bytes.as_ptr() as u64;
-                let d = Region { offset: t.data.as_ptr() as u64 - base, len: t.data.len() as u64 };
-                let s = t.scales.map(|s| Region { offset: s.as_ptr() as u64 - base, len: 4 * s.len() as u64 });
-                (d, s)
-            };
-            let (d, s) = regions(&t);
+            let (d, s) = self.entry_regions(i);
+            // Entries before `i` were decoded (validated) in their own turn: compare their
+            // raw fields (a quadratic loop of full decodes cost a minute per load under Miri).
             for j in 0..i {
-                let u = self.decode_entry(j, index_offset, data)?;
-                if u.name == t.name {
+                if self.entry_name(j) == t.name.as_bytes() {
                     return Err(Error::DuplicateTensor { name: name(t.name) });
                 }
-                let (ud, us) = regions(&u);
+                let (ud, us) = self.entry_regions(j);
                 let clash = overlaps(d, ud)
                     || s.is_some_and(|s| overlaps(s, ud) || us.is_some_and(|us| overlaps(s, us)))
                     || us.is_some_and(|us| overlaps(d, us));
