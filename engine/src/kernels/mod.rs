@@ -369,6 +369,17 @@ pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// How many output columns (weight rows) one GEMM call should cover when its caller
+/// finishes the accumulators right after it: few enough that a block of rows' accumulators
+/// stay in L2 until they are read back, and exactly the `vnni` broadcast kernels' column
+/// block (its activations are packed once per block).
+pub fn column_chunk(k: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    return x86::first_col_block(k);
+    #[allow(unreachable_code)]
+    (256 * 1024 / k.max(1)).clamp(48, 1024).next_multiple_of(48)
+}
+
 /// Columns per L2 block: the driver walks `nb` weight rows (`nb·k` bytes, about 128 KiB,
 /// a multiple of the tile width `c`) against every row tile of the activations, so the
 /// block stays in L2 while the activation tile (`r·k` bytes) stays in L1.

@@ -822,6 +822,11 @@ fn col_block(kc: usize) -> usize {
     ((256 * 1024 / kc) / BR).clamp(1, NB_MAX / BR) * BR
 }
 
+/// [`col_block`] of the first K chunk of rows of `k` bytes (`super::column_chunk`).
+pub(super) fn first_col_block(k: usize) -> usize {
+    col_block(k.clamp(1, KC))
+}
+
 /// The bias corrections of weight rows `j0..j1` in the K chunk at `k0` (`kc` bytes), into
 /// `sums`: from the given weight sums, or `row_sum_x128` of the chunk of each row.
 ///

@@ -372,46 +372,56 @@ fn int8_part(
     let nc = js.len();
     let block = if act16 { acc64.len() } else { acc32.len() } / nc.max(1);
     let block = block.clamp(1, m.max(1));
-    let (wq, sc) = (&q[js.start * k..js.end * k], &scales[js.clone()]);
+    let chunk = kernels::column_chunk(k);
     for r0 in (0..m).step_by(block) {
         let rows = block.min(m - r0);
-        match (act16, lin.weight_sum.map(|s| &s[js.clone()])) {
-            (true, None) => {
-                kern.gemm_i16_i8_i64(rows, nc, k, &qx16[r0 * k..(r0 + rows) * k], wq, &mut acc64[..rows * nc])
+        // Columns in chunks: each chunk's accumulators are finished while they are in L2.
+        for c0 in (0..nc).step_by(chunk) {
+            let c1 = (c0 + chunk).min(nc);
+            let (cw, cols) = (c1 - c0, js.start + c0..js.start + c1);
+            let (wq, sc) = (&q[cols.start * k..cols.end * k], &scales[cols.clone()]);
+            let a = r0 * k..(r0 + rows) * k;
+            match (act16, lin.weight_sum.map(|s| &s[cols.clone()])) {
+                (true, None) => kern.gemm_i16_i8_i64(rows, cw, k, &qx16[a], wq, &mut acc64[..rows * cw]),
+                (true, Some(ws)) => kern.gemm_i16_i8_i64_sums(rows, cw, k, &qx16[a], wq, ws, &mut acc64[..rows * cw]),
+                (false, None) => kern.gemm_i8_i32(rows, cw, k, &qx[a], wq, &mut acc32[..rows * cw]),
+                (false, Some(ws)) => kern.gemm_i8_i32_sums(rows, cw, k, &qx[a], wq, ws, &mut acc32[..rows * cw]),
             }
-            (true, Some(ws)) => {
-                kern.gemm_i16_i8_i64_sums(rows, nc, k, &qx16[r0 * k..(r0 + rows) * k], wq, ws, &mut acc64[..rows * nc])
-            }
-            (false, None) => kern.gemm_i8_i32(rows, nc, k, &qx[r0 * k..(r0 + rows) * k], wq, &mut acc32[..rows * nc]),
-            (false, Some(ws)) => {
-                kern.gemm_i8_i32_sums(rows, nc, k, &qx[r0 * k..(r0 + rows) * k], wq, ws, &mut acc32[..rows * nc])
+            kernels::vectorized(
+                #[inline(always)]
+                || {
+                    for r in r0..r0 + rows {
+                        let (t, c) = (qs[r], qc[r]);
+                        let out = &mut yv.row(r)[c0..c1];
+                        let at = (r - r0) * cw..(r - r0 + 1) * cw;
+                        if act16 {
+                            for ((o, &a), &s) in out.iter_mut().zip(&acc64[at]).zip(sc) {
+                                *o = t * s * a as f32;
+                            }
+                        } else {
+                            for ((o, &a), &s) in out.iter_mut().zip(&acc32[at]).zip(sc) {
+                                *o = t * s * a as f32;
+                            }
+                        }
+                        if let Some(rs) = lin.row_sum {
+                            // The centre c of the token's range times Σ_k W[n][k].
+                            out.iter_mut().zip(&rs[cols.clone()]).for_each(|(o, &s)| *o += c * s);
+                        }
+                        epilogue_row(&x[r * k..(r + 1) * k], lin, cols.clone(), out);
+                        // An activation is element-wise: finished with the chunk.
+                        if let Post::Act(act) = post {
+                            ops::activate(out, act);
+                        }
+                    }
+                },
+            );
+        }
+        // Residual + LayerNorm needs whole rows.
+        if let Post::AddNorm(..) = post {
+            for r in r0..r0 + rows {
+                post.apply(yv.row(r), p0 + r, nc);
             }
         }
-        kernels::vectorized(
-            #[inline(always)]
-            || {
-                for r in r0..r0 + rows {
-                    let (t, c) = (qs[r], qc[r]);
-                    let out = yv.row(r);
-                    let at = (r - r0) * nc..(r - r0 + 1) * nc;
-                    if act16 {
-                        for ((o, &a), &s) in out.iter_mut().zip(&acc64[at]).zip(sc) {
-                            *o = t * s * a as f32;
-                        }
-                    } else {
-                        for ((o, &a), &s) in out.iter_mut().zip(&acc32[at]).zip(sc) {
-                            *o = t * s * a as f32;
-                        }
-                    }
-                    if let Some(rs) = lin.row_sum {
-                        // The centre c of the token's range times Σ_k W[n][k].
-                        out.iter_mut().zip(&rs[js.clone()]).for_each(|(o, &s)| *o += c * s);
-                    }
-                    epilogue_row(&x[r * k..(r + 1) * k], lin, js.clone(), out);
-                    post.apply(out, p0 + r, nc);
-                }
-            },
-        );
     }
 }
 
