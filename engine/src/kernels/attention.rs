@@ -282,7 +282,8 @@ mod avx512 {
     use super::QROWS;
     use core::arch::x86_64::*;
 
-    /// Query rows per register tile of the scores: 2 rows × 8 partial sums = 16 zmm.
+    /// Query rows per register tile of the scores: 2 rows × 8 partial sums = 16 zmm (the
+    /// loop below is written for two).
     const SR: usize = 2;
 
     /// `out[r·n + j] = dot_f32(q_r, k_j)·scale + mask bias` for the four rows of `qs`
@@ -321,15 +322,15 @@ mod avx512 {
             };
             for r0 in (0..QROWS).step_by(SR) {
                 let mut acc = [[_mm512_setzero_ps(); 8]; SR];
-                let mut c = 0;
-                while c < body {
+                // Eight query values per row at a time as fixed-size chunks: indexing the rows
+                // by `c + p` kept a bounds check per product in the loop.
+                let rows = qs[r0][..body].chunks_exact(8).zip(qs[r0 + 1][..body].chunks_exact(8));
+                for (c, (q0, q1)) in (0..body).step_by(8).zip(rows) {
                     for p in 0..8 {
                         let kv = load(c + p);
-                        for (a, q) in acc.iter_mut().zip(&qs[r0..r0 + SR]) {
-                            a[p] = _mm512_add_ps(a[p], _mm512_mul_ps(_mm512_set1_ps(q[c + p]), kv));
-                        }
+                        acc[0][p] = _mm512_add_ps(acc[0][p], _mm512_mul_ps(_mm512_set1_ps(q0[p]), kv));
+                        acc[1][p] = _mm512_add_ps(acc[1][p], _mm512_mul_ps(_mm512_set1_ps(q1[p]), kv));
                     }
-                    c += 8;
                 }
                 for (s, (a, q)) in acc.iter().zip(&qs[r0..r0 + SR]).enumerate() {
                     // `dot_f32_tail`: the remaining products summed in order from −0.0.

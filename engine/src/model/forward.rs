@@ -390,24 +390,48 @@ fn int8_part(
             kernels::vectorized(
                 #[inline(always)]
                 || {
+                    let bias = &lin.b[cols.clone()];
                     for r in r0..r0 + rows {
                         let (t, c) = (qs[r], qc[r]);
                         let out = &mut yv.row(r)[c0..c1];
                         let at = (r - r0) * cw..(r - r0 + 1) * cw;
+                        // `((t·s)·acc + c·row_sum) + bias` (the row-sum term: the centre c of
+                        // the token's range times Σ_k W[n][k]): one pass for the usual linear
+                        // without outlier channels, the same operations in the same order as
+                        // the general path below.
+                        macro_rules! finish {
+                            ($acc:expr) => {
+                                match (lin.outliers.is_none(), lin.row_sum) {
+                                    (true, Some(rs)) => {
+                                        let rs = &rs[cols.clone()];
+                                        for ((((o, &a), &s), &rs), &b) in
+                                            out.iter_mut().zip($acc).zip(sc).zip(rs).zip(bias)
+                                        {
+                                            *o = (t * s * a as f32 + c * rs) + b;
+                                        }
+                                    }
+                                    (true, None) => {
+                                        for (((o, &a), &s), &b) in out.iter_mut().zip($acc).zip(sc).zip(bias) {
+                                            *o = t * s * a as f32 + b;
+                                        }
+                                    }
+                                    (false, rs) => {
+                                        for ((o, &a), &s) in out.iter_mut().zip($acc).zip(sc) {
+                                            *o = t * s * a as f32;
+                                        }
+                                        if let Some(rs) = rs {
+                                            out.iter_mut().zip(&rs[cols.clone()]).for_each(|(o, &s)| *o += c * s);
+                                        }
+                                        epilogue_row(&x[r * k..(r + 1) * k], lin, cols.clone(), out);
+                                    }
+                                }
+                            };
+                        }
                         if act16 {
-                            for ((o, &a), &s) in out.iter_mut().zip(&acc64[at]).zip(sc) {
-                                *o = t * s * a as f32;
-                            }
+                            finish!(&acc64[at]);
                         } else {
-                            for ((o, &a), &s) in out.iter_mut().zip(&acc32[at]).zip(sc) {
-                                *o = t * s * a as f32;
-                            }
+                            finish!(&acc32[at]);
                         }
-                        if let Some(rs) = lin.row_sum {
-                            // The centre c of the token's range times Σ_k W[n][k].
-                            out.iter_mut().zip(&rs[cols.clone()]).for_each(|(o, &s)| *o += c * s);
-                        }
-                        epilogue_row(&x[r * k..(r + 1) * k], lin, cols.clone(), out);
                         // An activation is element-wise: finished with the chunk.
                         if let Post::Act(act) = post {
                             ops::activate(out, act);
