@@ -10,7 +10,7 @@
 //! | `scalar` | everywhere                 | plain Rust                                 | 1 × 1              |
 //! | `wide`   | everywhere (`wide` crate)  | i16 shifts + `pmaddwd` / `smull+addp`      | 4 × 2              |
 //! | `avx2`   | x86_64 with AVX2           | `vpmovsxbw` + `vpmaddwd` (ymm)             | 4 × 3              |
-//! | `vnni`   | x86_64 with AVX-512 VNNI   | `vpdpbusd` (zmm), weights broadcast        | 32 × 12 (m ≥ 8)    |
+//! | `vnni`   | x86_64 with AVX-512 VNNI   | `vpdpbusd` (zmm), weights broadcast        | 32 × 12 (m ≥ 16), 8-15 × 12 (pair form) |
 //! | `neon`   | aarch64                    | `smull` + `sadalp`                         | 4 × 4              |
 //! | `sdot`   | aarch64 with dotprod       | `sdot`                                     | 4 × 4              |
 //! | `i8mm`   | aarch64 with i8mm          | `smmla`                                    | 4 × 4              |

@@ -610,9 +610,9 @@ unsafe fn vnni_pair(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, ws
         let mut j = 0;
         while j < n {
             let cols = (n - j).min(BR);
-            // SAFETY: row j + min(t, cols − 1) < n, offset k0 < k; each row holds kc bytes
-            // from there; AVX-512 per the contract.
-            let bp: [*const i8; BR] = core::array::from_fn(|t| unsafe { b.add((j + t.min(cols - 1)) * k + k0) });
+            // SAFETY: rows j .. j + cols ≤ n, offset k0 < k; each row holds kc bytes from
+            // there; AVX-512 per the contract.
+            let bp = unsafe { tile_ptrs(b, k, k0, j, cols) };
             // SAFETY: as above, and the sums, if given, hold rows j .. j + cols.
             let corr = unsafe { tile_corr(&bp, kc, ws, (j, cols), k0) };
             // SAFETY: the panel holds kc/8 steps of p panels; each weight pointer is valid for
@@ -655,7 +655,7 @@ unsafe fn pair_tile<const P: usize>(
     // SAFETY: loads inside the panel and the weight rows, stores inside the tile of `c`,
     // per the contract.
     unsafe {
-        let acc = pair_acc::<P>(steps, panel, b);
+        let acc = bcast_acc::<P, 8>(steps, panel, b);
         let mask: __mmask16 = (1u16 << cols) - 1;
         for q in 0..P {
             // Lane 2t: token t's two halves added, less the bias correction.
@@ -671,33 +671,6 @@ unsafe fn pair_tile<const P: usize>(
                 _mm512_mask_storeu_epi32(dst, mask, row);
             }
         }
-    }
-}
-
-/// `steps` steps of 8 K values of the pair form: `P` panels against `BR` weight rows, into
-/// `BR × P` accumulators (token `t` in lanes `2t`, `2t + 1`).
-///
-/// # Safety
-/// AVX-512F/BW/VL/VNNI present; `panel` valid for `steps·P·64` bytes, each `b[r]` for
-/// `8·steps` bytes.
-#[inline(always)]
-unsafe fn pair_acc<const P: usize>(steps: usize, panel: *const u8, b: &[*const i8; BR]) -> [[__m512i; P]; BR] {
-    // SAFETY: loads inside the panel and the weight rows, per the contract.
-    unsafe {
-        let mut acc: [[__m512i; P]; BR] = core::array::from_fn(|_| core::array::from_fn(|_| _mm512_setzero_si512()));
-        for s in 0..steps {
-            let mut av = [_mm512_setzero_si512(); P];
-            for (q, v) in av.iter_mut().enumerate() {
-                *v = _mm512_loadu_si512(panel.add((s * P + q) * 64).cast());
-            }
-            for r in 0..BR {
-                let w = _mm512_set1_epi64((b[r].add(8 * s) as *const i64).read_unaligned());
-                for q in 0..P {
-                    acc[r][q] = _mm512_dpbusd_epi32(acc[r][q], av[q], w);
-                }
-            }
-        }
-        acc
     }
 }
 
@@ -737,15 +710,15 @@ unsafe fn vnni_pair16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8,
         let mut j = 0;
         while j < n {
             let cols = (n - j).min(BR);
-            // SAFETY: row j + min(t, cols − 1) < n, offset k0 < k; each row holds kc bytes
-            // from there.
-            let bp: [*const i8; BR] = core::array::from_fn(|t| unsafe { b.add((j + t.min(cols - 1)) * k + k0) });
+            // SAFETY: rows j .. j + cols ≤ n, offset k0 < k; each row holds kc bytes from
+            // there.
+            let bp = unsafe { tile_ptrs(b, k, k0, j, cols) };
             // SAFETY: as above; the panel holds kc/8 steps of 2 panels; the tile's outputs,
             // rows 0 .. m ≤ 8 and columns j .. j + cols ≤ n of `c`, are valid; AVX-512 per
             // the contract.
             unsafe {
                 let corr = tile_corr(&bp, kc, ws, (j, cols), k0);
-                let mut acc = pair_acc::<2>(kc / 8, panel.cast_const().cast(), &bp);
+                let mut acc = bcast_acc::<2, 8>(kc / 8, panel.cast_const().cast(), &bp);
                 let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
                 // (Loops, not `map`: a closure would not be compiled for AVX-512.)
                 for a in acc.iter_mut() {
@@ -865,9 +838,20 @@ unsafe fn tile_rows(
     (j0, j, cols): (usize, usize, usize),
     sums: &[i32; NB_MAX],
 ) -> ([*const i8; BR], [i32; BR]) {
-    // SAFETY: row j + min(t, cols - 1) < j + cols, offset k0 < k.
-    let bp = core::array::from_fn(|t| unsafe { b.add((j + t.min(cols - 1)) * k + k0) });
+    // SAFETY: the contract, passed on.
+    let bp = unsafe { tile_ptrs(b, k, k0, j, cols) };
     (bp, core::array::from_fn(|t| sums[j - j0 + t.min(cols - 1)]))
+}
+
+/// Pointers to byte `k0` of weight rows `j .. j + cols` (`k` bytes apart), the last one
+/// repeated up to `BR` rows (computed, not stored).
+///
+/// # Safety
+/// Rows `j .. j + cols` of `b` exist, `k0 < k`; `1 ≤ cols ≤ BR`.
+#[inline(always)]
+unsafe fn tile_ptrs(b: *const i8, k: usize, k0: usize, j: usize, cols: usize) -> [*const i8; BR] {
+    // SAFETY: row j + min(t, cols - 1) < j + cols, offset k0 < k.
+    core::array::from_fn(|t| unsafe { b.add((j + t.min(cols - 1)) * k + k0) })
 }
 
 /// The bias corrections of a pair-form tile: weight rows `j .. j + cols` (repeats of the
@@ -980,7 +964,7 @@ unsafe fn bcast_tile<const P: usize>(
     // SAFETY: loads inside the panel and the weight rows, stores inside the tile of `c`,
     // per the contract.
     unsafe {
-        let acc = bcast_acc::<P>(steps, panel, b);
+        let acc = bcast_acc::<P, 4>(steps, panel, b);
         let mask: __mmask16 = (1u16 << cols) - 1;
         // One panel's accumulators, passed by value with constant panel indices: a loop over
         // `q` indexed `acc` at run time, which kept it in memory (a `memset` per tile).
@@ -992,14 +976,20 @@ unsafe fn bcast_tile<const P: usize>(
     }
 }
 
-/// `steps` steps of 4 K values of the broadcast VNNI kernel: `P` panel vectors per step
-/// against `BR` weight rows, into `BR × P` accumulators.
+/// `steps` steps of `W` K values of the broadcast VNNI kernels: `P` panel vectors per step
+/// against `BR` weight rows, into `BR × P` accumulators. Each weight row's `W` bytes are
+/// broadcast: 4 (`vpbroadcastd`, the 16-token panels) or 8 (`vpbroadcastq`, the pair form,
+/// whose even lanes meet the first 4 bytes and odd lanes the next 4).
 ///
 /// # Safety
-/// AVX-512F/BW/VL/VNNI present; `panel` valid for `steps·P·64` bytes, each `b[r]` for
-/// `4·steps` bytes.
+/// AVX-512F/BW/VL/VNNI present; `W` is 4 or 8; `panel` valid for `steps·P·64` bytes, each
+/// `b[r]` for `W·steps` bytes.
 #[inline(always)]
-unsafe fn bcast_acc<const P: usize>(steps: usize, panel: *const u8, b: &[*const i8; BR]) -> [[__m512i; P]; BR] {
+unsafe fn bcast_acc<const P: usize, const W: usize>(
+    steps: usize,
+    panel: *const u8,
+    b: &[*const i8; BR],
+) -> [[__m512i; P]; BR] {
     // SAFETY: loads inside the panel and the weight rows, per the contract.
     unsafe {
         // Built element by element: an array repeat expression became a `memset` call
@@ -1011,7 +1001,12 @@ unsafe fn bcast_acc<const P: usize>(steps: usize, panel: *const u8, b: &[*const 
                 *v = _mm512_loadu_si512(panel.add((s * P + q) * 64).cast());
             }
             for r in 0..BR {
-                let w = _mm512_set1_epi32((b[r].add(4 * s) as *const i32).read_unaligned());
+                let at = b[r].add(W * s);
+                let w = if W == 8 {
+                    _mm512_set1_epi64((at as *const i64).read_unaligned())
+                } else {
+                    _mm512_set1_epi32((at as *const i32).read_unaligned())
+                };
                 for q in 0..P {
                     acc[r][q] = _mm512_dpbusd_epi32(acc[r][q], av[q], w);
                 }
@@ -1126,7 +1121,7 @@ unsafe fn vnni_bcast16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8
                     // is valid for kc bytes; the tile's outputs, rows i .. i + rows < m and
                     // columns j .. j + cols ≤ n of `c`, are valid; AVX-512 per the contract.
                     unsafe {
-                        let acc = bcast_acc::<2>(kc / 4, panel.cast_const().cast(), &bp);
+                        let acc = bcast_acc::<2, 4>(kc / 4, panel.cast_const().cast(), &bp);
                         store16(acc, &corr, c.add(i * n + j), n, rows, cols, k0 > 0);
                     }
                     j += BR;

@@ -230,15 +230,25 @@ fn stored_sqnr(reference: &[f32], td: &TensorData) -> f64 {
     e.sqnr_db()
 }
 
-/// `Σ_k w[n][k]` of an int8 tensor's dequantized rows.
+/// `Σ_k w[n][k]` of an int8 tensor's dequantized rows: each row's scale times its
+/// [`weight_sums`].
 fn row_sums(t: &TensorData) -> Vec<f32> {
     let scales = t.scales.as_deref().unwrap_or(&[]);
-    let k = t.data.len() / scales.len().max(1);
-    t.data
-        .chunks_exact(k)
-        .zip(scales)
-        .map(|(row, s)| s * row.iter().map(|&q| q as i8 as i32).sum::<i32>() as f32)
-        .collect()
+    weight_sums(t).iter().zip(scales).map(|(&q, s)| s * q).collect()
+}
+
+/// Appends the auxiliary f32 vectors `vs` to the blob and to the summary (exact: no SQNR).
+fn push_vectors(w: &mut BlobWriter, summary: &mut Vec<Packed>, vs: Vec<TensorData>) {
+    for t in vs {
+        summary.push(Packed {
+            name: t.name.clone(),
+            dtype: DType::F32,
+            shape: t.shape.clone(),
+            bytes: t.data.len(),
+            sqnr_db: f64::INFINITY,
+        });
+        w.tensors.push(t);
+    }
 }
 
 /// `Σ_k q[n][k]` of an int8 tensor's stored rows, as exact f32 integers (`weight_sum`).
@@ -419,16 +429,7 @@ pub fn pack_with_progress(
             };
             sums.push(TensorData::f32(&format!("{prefix}.row_sum"), &[t.shape[0]], &row_sums(t)));
         }
-        for t in sums {
-            summary.push(Packed {
-                name: t.name.clone(),
-                dtype: DType::F32,
-                shape: t.shape.clone(),
-                bytes: t.data.len(),
-                sqnr_db: f64::INFINITY,
-            });
-            w.tensors.push(t);
-        }
+        push_vectors(&mut w, &mut summary, sums);
     }
     if dtype == DType::I8 && opts.weight_sums {
         // Integer row sums of every int8 linear (not the embedding table, which is also the
@@ -439,16 +440,7 @@ pub fn pack_with_progress(
             let Some(prefix) = t.name.strip_suffix(".weight") else { continue };
             sums.push(TensorData::f32(&format!("{prefix}.weight_sum"), &[t.shape[0]], &weight_sums(t)));
         }
-        for t in sums {
-            summary.push(Packed {
-                name: t.name.clone(),
-                dtype: DType::F32,
-                shape: t.shape.clone(),
-                bytes: t.data.len(),
-                sqnr_db: f64::INFINITY,
-            });
-            w.tensors.push(t);
-        }
+        push_vectors(&mut w, &mut summary, sums);
     }
     let bytes = w.to_bytes();
     let aligned = AlignedBlob::new(&bytes);
