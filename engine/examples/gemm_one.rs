@@ -2,7 +2,8 @@
 //! best/mean throughput (Gelem/s, one multiply-add = 2, as in `gemm_best`).
 //!
 //! `cargo run --release -p albert-engine --example gemm_one -- KERNEL M N K REPS [i16]`
-//! (`i16`: the int16-activation GEMM instead of the int8 one)
+//! (`i16`: the int16-activation GEMM instead of the int8 one). The kernel is given the
+//! weight row sums, as a forward pass gives them (`Kernel::gemm_i8_i32_sums`).
 use albert_engine::kernels;
 use std::hint::black_box;
 use std::time::Instant;
@@ -15,15 +16,16 @@ fn main() {
     let mut c = vec![0i32; m * n];
     let a16: Vec<i16> = av.iter().enumerate().map(|(i, &x)| (x as i16) * 97 + (i % 89) as i16).collect();
     let mut c16 = vec![0i64; m * n];
+    let sums: Vec<f32> = bv.chunks_exact(k).map(|r| r.iter().map(|&x| x as i32).sum::<i32>() as f32).collect();
     let i16 = std::env::args().nth(6).is_some_and(|s| s == "i16");
     let mut best = f64::INFINITY;
     let mut tot = 0.0;
     for _ in 0..reps {
         let t = Instant::now();
         if i16 {
-            kern.gemm_i16_i8_i64(m, n, k, black_box(&a16), black_box(&bv), black_box(&mut c16));
+            kern.gemm_i16_i8_i64_sums(m, n, k, black_box(&a16), black_box(&bv), black_box(&sums), black_box(&mut c16));
         } else {
-            kern.gemm_i8_i32(m, n, k, black_box(&av), black_box(&bv), black_box(&mut c));
+            kern.gemm_i8_i32_sums(m, n, k, black_box(&av), black_box(&bv), black_box(&sums), black_box(&mut c));
         }
         let e = t.elapsed().as_secs_f64();
         tot += e;

@@ -385,8 +385,13 @@ pub fn column_chunk(k: usize) -> usize {
 /// block stays in L2 while the activation tile (`r·k` bytes) stays in L1.
 #[allow(dead_code)] // unused on targets with only the portable kernels
 pub(crate) fn col_block(k: usize, c: usize) -> usize {
-    ((128 * 1024 / k.max(1)) / c).max(1) * c
+    ((COL_BLOCK_BYTES / k.max(1)) / c).max(1) * c
 }
+
+/// Weight bytes per [`col_block`]. Under Miri, 4 KiB: the same blocking code, crossed by a
+/// test shape small enough for the interpreter (a 128 KiB block took 169 s of Miri's clock
+/// to cross once, with `scalar` and `wide`).
+const COL_BLOCK_BYTES: usize = if cfg!(miri) { 4 * 1024 } else { 128 * 1024 };
 
 /// The per-row-tile precomputation of kernels that need none.
 #[allow(dead_code)] // unused on targets with only the portable kernels
