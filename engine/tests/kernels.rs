@@ -184,12 +184,20 @@ fn token_panels_and_k_chunks_every_kernel() {
     // Kernels that repack the activations (vnni from 8 rows up: panels of 16 tokens, or 15
     // and a bias lane below 16 rows, two per tile, K in chunks of 1024 bytes, 12 weight rows
     // per tile, weight row sums per column block of at most 1020 rows; 8-15 rows with K a
-    // multiple of 8: one or two panels of 8 tokens × 8 bytes) at every ragged edge: rows
-    // around one and two panels, K past one and several chunks and off 64-byte sums, N
-    // around the tile and past a column block. (Under Miri, which has none of the kernels
-    // that pack, the smallest.)
+    // multiple of 8: one or two panels of 8 tokens × 8 bytes; 2-8 rows with K a multiple of
+    // 16: one or two panels of 4 tokens × 16 bytes) at every ragged edge: rows around one
+    // and two panels, K past one and several chunks and off 64-byte sums, N around the tile
+    // and past a column block. (Under Miri, which has none of the kernels that pack, the
+    // smallest.)
     let shapes = [
         (8, 12, 4),
+        (2, 13, 16),
+        (3, 1, 768),
+        (4, 12, 1040),
+        (5, 25, 2064),
+        (7, 11, 48),
+        (8, 13, 3072),
+        (8, 700, 768),
         (8, 13, 8),
         (8, 25, 2056),
         (9, 11, 1032),
@@ -217,6 +225,10 @@ fn token_panels_and_k_chunks_every_kernel() {
         for (x, y) in [(-128i8, -128i8), (-128, 127), (127, -128), (127, 127)] {
             let (m, n, k) = if cfg!(miri) { (8, 3, 40) } else { (17, 13, 4100) };
             check(kern, m, n, k, &vec![x; m * k], &vec![y; n * k]);
+            // The quad form (2-8 rows, K a multiple of 16), K past a chunk.
+            if !cfg!(miri) {
+                check(kern, 6, 13, 2064, &vec![x; 6 * 2064], &vec![y; 13 * 2064]);
+            }
         }
     }
 }
@@ -244,6 +256,15 @@ fn empty_shapes_are_fine() {
         assert_eq!(c, [7; 4]);
         kern.gemm_i8_i32(2, 2, 0, &[], &[], &mut c);
         assert_eq!(c, [0, 0, 0, 0,]);
+        // K = 0 at the row counts of every packing form (2-8, 8-15 and from 16 rows).
+        for m in [5, 8, 9, 16, 40] {
+            let mut c = vec![7i32; m * 3];
+            kern.gemm_i8_i32(m, 3, 0, &[], &[], &mut c);
+            assert!(c.iter().all(|&v| v == 0), "{} m {m}", kern.name());
+            let mut c16 = vec![7i64; m * 3];
+            kern.gemm_i16_i8_i64(m, 3, 0, &[], &[], &mut c16);
+            assert!(c16.iter().all(|&v| v == 0), "{} m {m} (i16)", kern.name());
+        }
     }
 }
 

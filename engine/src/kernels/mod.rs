@@ -10,7 +10,7 @@
 //! | `scalar` | everywhere                 | plain Rust                                 | 1 × 1              |
 //! | `wide`   | everywhere (`wide` crate)  | i16 shifts + `pmaddwd` / `smull+addp`      | 4 × 2              |
 //! | `avx2`   | x86_64 with AVX2           | `vpmovsxbw` + `vpmaddwd` (ymm)             | 4 × 3              |
-//! | `vnni`   | x86_64 with AVX-512 VNNI   | `vpdpbusd` (zmm), weights broadcast        | 32 × 12 (m ≥ 16), 8-15 × 12 (pair form) |
+//! | `vnni`   | x86_64 with AVX-512 VNNI   | `vpdpbusd` (zmm), weights broadcast        | 32 × 12 (m ≥ 16), 9-15 × 12 (pair form), 2-8 × 12 (quad form) |
 //! | `neon`   | aarch64                    | `smull` + `sadalp`                         | 4 × 4              |
 //! | `sdot`   | aarch64 with dotprod       | `sdot`                                     | 4 × 4              |
 //! | `i8mm`   | aarch64 with i8mm          | `smmla`                                    | 4 × 4              |
@@ -86,6 +86,11 @@ impl Kernel {
         if m == 0 || n == 0 {
             return;
         }
+        if k == 0 {
+            // An empty sum (the packing kernels store only what a K chunk produced).
+            c[..m * n].fill(0);
+            return;
+        }
         // SAFETY: the buffers hold m·k, n·k and m·n elements (checked above), which is all
         // a kernel reads or writes; a `Kernel` is only built for a kernel this CPU supports.
         unsafe { (self.gemm)(m, n, k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr()) }
@@ -103,6 +108,11 @@ impl Kernel {
         if m == 0 || n == 0 {
             return;
         }
+        if k == 0 {
+            // An empty sum (the packing kernels store only what a K chunk produced).
+            c[..m * n].fill(0);
+            return;
+        }
         // SAFETY: as in `gemm_i8_i32`; `sums` holds n values (checked above).
         unsafe { gemm(m, n, k, a.as_ptr(), b.as_ptr(), sums.as_ptr(), c.as_mut_ptr()) }
     }
@@ -116,6 +126,11 @@ impl Kernel {
         if m == 0 || n == 0 {
             return;
         }
+        if k == 0 {
+            // An empty sum (the packing kernels store only what a K chunk produced).
+            c[..m * n].fill(0);
+            return;
+        }
         // SAFETY: as in `gemm_i16_i8_i64`; `sums` holds n values (checked above).
         unsafe { gemm16(m, n, k, a.as_ptr(), b.as_ptr(), sums.as_ptr(), c.as_mut_ptr()) }
     }
@@ -127,6 +142,11 @@ impl Kernel {
     pub fn gemm_i16_i8_i64(&self, m: usize, n: usize, k: usize, a: &[i16], b: &[i8], c: &mut [i64]) {
         assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n, "gemm_i16_i8_i64: buffers too small");
         if m == 0 || n == 0 {
+            return;
+        }
+        if k == 0 {
+            // An empty sum (the packing kernels store only what a K chunk produced).
+            c[..m * n].fill(0);
             return;
         }
         // SAFETY: as in `gemm_i8_i32`.

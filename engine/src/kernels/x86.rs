@@ -455,7 +455,9 @@ pub(super) unsafe fn avx512vnni_gemm_i8_i32_sums(
     let ws = WeightSums::new(sums, k);
     // SAFETY: the same contract, passed on.
     unsafe {
-        if (8..2 * PAIR_TOKENS).contains(&m) && k.is_multiple_of(8) {
+        if (QUAD_MIN..=2 * QUAD_TOKENS).contains(&m) && k.is_multiple_of(16) {
+            vnni_quad(m, n, k, a, b, ws, c)
+        } else if (8..2 * PAIR_TOKENS).contains(&m) && k.is_multiple_of(8) {
             vnni_pair(m, n, k, a, b, ws, c)
         } else if m >= 8 && k.is_multiple_of(4) {
             vnni_bcast(m, n, k, a, b, ws, c)
@@ -574,7 +576,7 @@ unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, w
 /// Tokens per panel of the pair form ([`vnni_pair`]): 8 tokens × 8 bytes fill one zmm.
 const PAIR_TOKENS: usize = 8;
 
-/// The broadcast form for 8 to 15 tokens, where [`vnni_bcast`]'s 16-token panels would be
+/// The broadcast form for 9 to 15 tokens (8 with K not a multiple of 16), where [`vnni_bcast`]'s 16-token panels would be
 /// half empty and its one panel per step makes it load-bound (13 loads per 12 `vpdpbusd`).
 ///
 /// A step covers 8 K bytes: lanes `2t` and `2t + 1` of a panel hold token `t`'s bytes
@@ -669,6 +671,130 @@ unsafe fn pair_tile<const P: usize>(
                 let row = v[2 * t];
                 let row = if add { _mm512_add_epi32(row, _mm512_maskz_loadu_epi32(mask, dst)) } else { row };
                 _mm512_mask_storeu_epi32(dst, mask, row);
+            }
+        }
+    }
+}
+
+/// Tokens per panel of the quad form ([`vnni_quad`]): 4 tokens × 16 bytes fill one zmm.
+const QUAD_TOKENS: usize = 4;
+/// The fewest tokens the quad form takes.
+const QUAD_MIN: usize = 2;
+
+/// The broadcast form for 5 to 8 tokens, 16 K bytes per step: lanes `4t .. 4t + 4` of a
+/// panel hold token `t`'s bytes `16s .. 16s + 16` and each weight row's 16 bytes are
+/// broadcast to every 128-bit lane (`vbroadcasti32x4`), so two panels (8 tokens) share each
+/// weight load: 14 loads per 24 `vpdpbusd`, where the pair form at 8 tokens issues 13 per
+/// 12. The four lanes of a token are added at the store.
+///
+/// # Safety
+/// AVX-512F/BW/VL/VNNI present; `m ≤ 8`, `k % 16 == 0`; `a`, `b`, `c` valid for `m·k`,
+/// `n·k`, `m·n`.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn vnni_quad(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, ws: WeightSums, c: *mut i32) {
+    // Every lane a tile reads is written by `pack_quads` first.
+    let mut panel = core::mem::MaybeUninit::<[u128; 2 * QUAD_TOKENS * KC / 16]>::uninit();
+    let panel = panel.as_mut_ptr().cast::<u128>();
+    let p = m.div_ceil(QUAD_TOKENS);
+    let mut k0 = 0;
+    while k0 < k {
+        let kc = (k - k0).min(KC);
+        // SAFETY: rows q·4 .. q·4 + count ≤ m hold bytes k0 .. k0 + kc ≤ k; the panel holds
+        // 2·4·KC/16 ≥ p·4·kc/16 u128.
+        unsafe {
+            for q in 0..p {
+                let count = (m - q * QUAD_TOKENS).min(QUAD_TOKENS);
+                pack_quads(a.add(q * QUAD_TOKENS * k + k0), k, count, kc / 16, panel.add(q * QUAD_TOKENS), p);
+            }
+        }
+        let mut j = 0;
+        while j < n {
+            let cols = (n - j).min(BR);
+            // SAFETY: rows j .. j + cols ≤ n, offset k0 < k; each row holds kc bytes from
+            // there; AVX-512 per the contract.
+            let bp = unsafe { tile_ptrs(b, k, k0, j, cols) };
+            // SAFETY: as above, and the sums, if given, hold rows j .. j + cols.
+            let corr = unsafe { tile_corr(&bp, kc, ws, (j, cols), k0) };
+            // SAFETY: the panel holds kc/16 steps of p panels; each weight pointer is valid
+            // for kc bytes; the tile's outputs, rows 0 .. m and columns j .. j + cols ≤ n of
+            // `c`, are valid; AVX-512 per the contract.
+            unsafe {
+                let panel = panel.cast_const().cast();
+                let out = c.add(j);
+                if p == 2 {
+                    quad_tile::<2>(kc / 16, panel, &bp, &corr, out, n, m, cols, k0 > 0);
+                } else {
+                    quad_tile::<1>(kc / 16, panel, &bp, &corr, out, n, m, cols, k0 > 0);
+                }
+            }
+            j += BR;
+        }
+        k0 += kc;
+    }
+}
+
+/// `steps` steps of 16 K values of the quad form: `P` panels against `BR` weight rows, then
+/// stored (or, with `add`, added) to `rows` rows × `cols` columns at `c`, rows `n` apart.
+///
+/// # Safety
+/// AVX-512F/BW/VL/VNNI present; `panel` valid for `steps·P·64` bytes, each `b[r]` for
+/// `16·steps` bytes; `rows ≤ 4·P`, `cols ≤ BR`; `c` valid for those rows and columns.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // one tile's geometry, passed down from one caller
+unsafe fn quad_tile<const P: usize>(
+    steps: usize,
+    panel: *const u8,
+    b: &[*const i8; BR],
+    corr: &[i32; BR],
+    c: *mut i32,
+    n: usize,
+    rows: usize,
+    cols: usize,
+    add: bool,
+) {
+    // SAFETY: loads inside the panel and the weight rows, stores inside the tile of `c`,
+    // per the contract.
+    unsafe {
+        let acc = bcast_acc::<P, 16>(steps, panel, b);
+        let mask: __mmask16 = (1u16 << cols) - 1;
+        for q in 0..P {
+            // Lane 4t: token t's four lanes added, less the bias correction.
+            let v: [__m512i; 16] = core::array::from_fn(|r| match acc.get(r) {
+                Some(a) => {
+                    let x = pair_sum(a[q]);
+                    _mm512_sub_epi32(_mm512_add_epi32(x, _mm512_bsrli_epi128::<8>(x)), _mm512_set1_epi32(corr[r]))
+                }
+                None => _mm512_setzero_si512(),
+            });
+            let v = transpose_16x16(v);
+            for t in 0..rows.saturating_sub(q * QUAD_TOKENS).min(QUAD_TOKENS) {
+                let dst = c.add((q * QUAD_TOKENS + t) * n);
+                let row = v[4 * t];
+                let row = if add { _mm512_add_epi32(row, _mm512_maskz_loadu_epi32(mask, dst)) } else { row };
+                _mm512_mask_storeu_epi32(dst, mask, row);
+            }
+        }
+    }
+}
+
+/// Packs `count` ≤ 4 token rows (`k` bytes apart from `a`) into one panel of the quad form:
+/// step `s` at `dst + s·p·4` (u128 units) holds each token's bytes `16s .. 16s + 16`,
+/// biased by 0x80, then zeros for the missing tokens.
+///
+/// # Safety
+/// Each of the `count` rows valid for `16·steps` bytes; `dst` valid for `steps` steps.
+#[inline(always)]
+unsafe fn pack_quads(a: *const i8, k: usize, count: usize, steps: usize, dst: *mut u128, p: usize) {
+    // SAFETY: reads inside the first 16·steps bytes of the rows, writes inside the steps.
+    unsafe {
+        for t in 0..QUAD_TOKENS {
+            for s in 0..steps {
+                let v = if t < count {
+                    (a.add(t * k + 16 * s) as *const u128).read_unaligned() ^ 0x8080_8080_8080_8080_8080_8080_8080_8080
+                } else {
+                    0
+                };
+                dst.add(s * p * QUAD_TOKENS + t).write(v);
             }
         }
     }
@@ -1002,7 +1128,9 @@ unsafe fn bcast_acc<const P: usize, const W: usize>(
             }
             for r in 0..BR {
                 let at = b[r].add(W * s);
-                let w = if W == 8 {
+                let w = if W == 16 {
+                    _mm512_broadcast_i32x4(_mm_loadu_si128(at.cast()))
+                } else if W == 8 {
                     _mm512_set1_epi64((at as *const i64).read_unaligned())
                 } else {
                     _mm512_set1_epi32((at as *const i32).read_unaligned())
