@@ -762,6 +762,7 @@ unsafe fn quad_tile<const P: usize>(
         // Lane 4t + r of group g: the bias correction of weight row 4g + r.
         let corr4: [__m512i; 3] =
             core::array::from_fn(|g| _mm512_broadcast_i32x4(_mm_loadu_si128(corr[4 * g..].as_ptr().cast())));
+        #[allow(clippy::needless_range_loop)] // `q` picks the panel inside each row's accumulators
         for q in 0..P {
             // Lane 4t + r of u[g]: token t's four lanes of weight row 4g + r added (two
             // rounds of unpack and add), less the correction.
@@ -785,9 +786,8 @@ unsafe fn quad_tile<const P: usize>(
                 _mm512_shuffle_i32x4::<0x88>(x1, y1),
                 _mm512_shuffle_i32x4::<0xDD>(x1, y1),
             ];
-            for t in 0..rows.saturating_sub(q * QUAD_TOKENS).min(QUAD_TOKENS) {
+            for (t, &row) in v.iter().enumerate().take(rows.saturating_sub(q * QUAD_TOKENS).min(QUAD_TOKENS)) {
                 let dst = c.add((q * QUAD_TOKENS + t) * n);
-                let row = v[t];
                 let row = if add { _mm512_add_epi32(row, _mm512_maskz_loadu_epi32(mask, dst)) } else { row };
                 _mm512_mask_storeu_epi32(dst, mask, row);
             }
