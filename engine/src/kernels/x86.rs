@@ -761,17 +761,20 @@ unsafe fn quad_tile<const P: usize>(
         let acc = bcast_acc::<P, 16>(steps, panel, b);
         let mask: __mmask16 = (1u16 << cols) - 1;
         // Lane 4t + r of group g: the bias correction of weight row 4g + r.
-        let corr4: [__m512i; 3] =
-            core::array::from_fn(|g| _mm512_broadcast_i32x4(_mm_loadu_si128(corr[4 * g..].as_ptr().cast())));
+        // (Loops, not closures: a closure would not be compiled for AVX-512.)
+        let mut corr4 = [_mm512_setzero_si512(); 3];
+        for (g, cg) in corr4.iter_mut().enumerate() {
+            *cg = _mm512_broadcast_i32x4(_mm_loadu_si128(corr[4 * g..].as_ptr().cast()));
+        }
         #[allow(clippy::needless_range_loop)] // `q` picks the panel inside each row's accumulators
         for q in 0..P {
             // Lane 4t + r of u[g]: token t's four lanes of weight row 4g + r added (two
             // rounds of unpack and add), less the correction.
             let mut u = [_mm512_setzero_si512(); 3];
             for (g, ug) in u.iter_mut().enumerate() {
-                let a = |r: usize| acc[4 * g + r][q];
-                let t0 = _mm512_add_epi32(_mm512_unpacklo_epi32(a(0), a(1)), _mm512_unpackhi_epi32(a(0), a(1)));
-                let t1 = _mm512_add_epi32(_mm512_unpacklo_epi32(a(2), a(3)), _mm512_unpackhi_epi32(a(2), a(3)));
+                let [a0, a1, a2, a3] = [acc[4 * g][q], acc[4 * g + 1][q], acc[4 * g + 2][q], acc[4 * g + 3][q]];
+                let t0 = _mm512_add_epi32(_mm512_unpacklo_epi32(a0, a1), _mm512_unpackhi_epi32(a0, a1));
+                let t1 = _mm512_add_epi32(_mm512_unpacklo_epi32(a2, a3), _mm512_unpackhi_epi32(a2, a3));
                 let s = _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
                 *ug = _mm512_sub_epi32(s, corr4[g]);
             }
