@@ -456,9 +456,9 @@ pub(super) unsafe fn avx512vnni_gemm_i8_i32_sums(
     // SAFETY: the same contract, passed on.
     unsafe {
         if (QUAD_MIN..=2 * QUAD_TOKENS).contains(&m) && k.is_multiple_of(16) {
-            vnni_quad(m, n, k, a, b, ws, c)
+            vnni_steps::<16>(m, n, k, a, b, ws, c)
         } else if (8..2 * PAIR_TOKENS).contains(&m) && k.is_multiple_of(8) {
-            vnni_pair(m, n, k, a, b, ws, c)
+            vnni_steps::<8>(m, n, k, a, b, ws, c)
         } else if m >= 8 && k.is_multiple_of(4) {
             vnni_bcast(m, n, k, a, b, ws, c)
         } else {
@@ -573,40 +573,65 @@ unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, w
     }
 }
 
-/// Tokens per panel of the pair form ([`vnni_pair`]): 8 tokens × 8 bytes fill one zmm.
+/// Tokens per panel of the pair form ([`vnni_steps`]): 8 tokens × 8 bytes fill one zmm.
 const PAIR_TOKENS: usize = 8;
 
-/// The broadcast form for 9 to 15 tokens (8 with K not a multiple of 16), where [`vnni_bcast`]'s 16-token panels would be
-/// half empty and its one panel per step makes it load-bound (13 loads per 12 `vpdpbusd`).
+/// Tokens per panel of the quad form ([`vnni_steps`]): 4 tokens × 16 bytes fill one zmm.
+const QUAD_TOKENS: usize = 4;
+/// The fewest tokens the quad form takes: one token keeps the 4×4 dot tiles (`gemm_one vnni
+/// 1 768 768`: 58 against 50 Gelem/s with the weights in L2).
+const QUAD_MIN: usize = 2;
+
+/// The broadcast forms for fewer than 16 tokens, `W` K bytes per step: the activations
+/// are packed once per K chunk into one or two panels of `64 / W` tokens, then the weights
+/// are streamed once, 12 rows at a time, with no L2 blocking.
 ///
-/// A step covers 8 K bytes: lanes `2t` and `2t + 1` of a panel hold token `t`'s bytes
+/// The pair form (`W` = 8) takes 9 to 15 tokens (8 with K not a multiple of 16), where
+/// [`vnni_bcast`]'s 16-token panels would be half empty and its one panel per step makes it
+/// load-bound (13 loads per 12 `vpdpbusd`). A step covers 8 K bytes: lanes `2t` and `2t + 1` of a panel hold token `t`'s bytes
 /// `8s .. 8s + 4` and `8s + 4 .. 8s + 8`, and each weight row's 8 bytes are broadcast as
 /// one qword (`vpbroadcastq`), so that the even lanes meet the first 4 weight bytes and the
 /// odd lanes the next 4: every lane does useful work, twice the K per `vpdpbusd` of a
 /// half-filled 16-token panel. With 9-15 tokens two panels share each weight broadcast.
 /// At the store the two lanes of a token are added (exact in wrapping i32, as everything
-/// here) and the 0x80 bias is taken back with the weight row sums of the chunk. The
-/// activations are packed once per K chunk (there is one token tile) and the weights are
-/// streamed once, 12 rows at a time, with no L2 blocking.
+/// here) and the 0x80 bias is taken back with the weight row sums of the chunk.
+///
+/// The quad form (`W` = 16) takes 2 to 8 tokens: lanes `4t .. 4t + 4` of a panel hold
+/// token `t`'s bytes `16s .. 16s + 16` and each weight row's 16 bytes are
+/// broadcast to every 128-bit lane (`vbroadcasti32x4`), so two panels (8 tokens) share each
+/// weight load: 14 loads per 24 `vpdpbusd`, where the pair form at 8 tokens issues 13 per
+/// 12. At the store, four accumulators at a time reduce to one vector (lane `4t + r`: token
+/// `t`, weight row `r`), and a 4×4 shuffle of 128-bit lanes gives each token its 12 results:
+/// about 40 operations per panel where a 16×16 transpose took 64 shuffles alone.
 ///
 /// # Safety
-/// AVX-512F/BW/VL/VNNI present; `8 ≤ m < 16`, `k % 8 == 0`; `a`, `b`, `c` valid for `m·k`,
-/// `n·k`, `m·n`.
+/// AVX-512F/BW/VL/VNNI present; `W` is 8 or 16; `m ≤ 2·64/W`, `k % W == 0`; `a`, `b`, `c`
+/// valid for `m·k`, `n·k`, `m·n`.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn vnni_pair(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, ws: WeightSums, c: *mut i32) {
-    // Every lane a tile reads is written by `pack_pairs` first.
-    let mut panel = core::mem::MaybeUninit::<[u64; 2 * PAIR_TOKENS * KC / 8]>::uninit();
-    let panel = panel.as_mut_ptr().cast::<u64>();
-    let p = m.div_ceil(PAIR_TOKENS);
+unsafe fn vnni_steps<const W: usize>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const i8,
+    b: *const i8,
+    ws: WeightSums,
+    c: *mut i32,
+) {
+    let tokens = 64 / W;
+    // Two panels of KC/W steps × 64 bytes, the most either form packs; every lane a tile
+    // reads is written by `pack_steps` first.
+    let mut panel = core::mem::MaybeUninit::<[u64; 2 * 64 * KC / 8 / 8]>::uninit();
+    let panel = panel.as_mut_ptr().cast::<u8>();
+    let p = m.div_ceil(tokens);
     let mut k0 = 0;
     while k0 < k {
         let kc = (k - k0).min(KC);
-        // SAFETY: rows q·8 .. q·8 + count ≤ m hold bytes k0 .. k0 + kc ≤ k; the panel holds
-        // 2·8·KC/8 ≥ p·8·kc/8 u64.
+        // SAFETY: rows q·tokens .. q·tokens + count ≤ m hold bytes k0 .. k0 + kc ≤ k; the
+        // panel holds 2·64·KC/8 ≥ p·64·kc/W bytes.
         unsafe {
             for q in 0..p {
-                let count = (m - q * PAIR_TOKENS).min(PAIR_TOKENS);
-                pack_pairs(a.add(q * PAIR_TOKENS * k + k0), k, count, kc / 8, panel.add(q * PAIR_TOKENS), p);
+                let count = (m - q * tokens).min(tokens);
+                pack_steps::<W>(a.add(q * tokens * k + k0), k, count, kc / W, panel.add(q * 64), p);
             }
         }
         let mut j = 0;
@@ -617,16 +642,16 @@ unsafe fn vnni_pair(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, ws
             let bp = unsafe { tile_ptrs(b, k, k0, j, cols) };
             // SAFETY: as above, and the sums, if given, hold rows j .. j + cols.
             let corr = unsafe { tile_corr(&bp, kc, ws, (j, cols), k0) };
-            // SAFETY: the panel holds kc/8 steps of p panels; each weight pointer is valid for
-            // kc bytes; the tile's outputs, rows 0 .. m and columns j .. j + cols ≤ n of `c`,
-            // are valid; AVX-512 per the contract.
+            // SAFETY: the panel holds kc/W steps of p panels; each weight pointer is valid
+            // for kc bytes; the tile's outputs, rows 0 .. m and columns j .. j + cols ≤ n of
+            // `c`, are valid; AVX-512 per the contract.
             unsafe {
-                let panel = panel.cast_const().cast();
-                let out = c.add(j);
-                if p == 2 {
-                    pair_tile::<2>(kc / 8, panel, &bp, &corr, out, n, m, cols, k0 > 0);
-                } else {
-                    pair_tile::<1>(kc / 8, panel, &bp, &corr, out, n, m, cols, k0 > 0);
+                let (panel, out, add) = (panel.cast_const(), c.add(j), k0 > 0);
+                match (W, p) {
+                    (16, 2) => quad_tile::<2>(kc / W, panel, &bp, &corr, out, n, m, cols, add),
+                    (16, _) => quad_tile::<1>(kc / W, panel, &bp, &corr, out, n, m, cols, add),
+                    (_, 2) => pair_tile::<2>(kc / W, panel, &bp, &corr, out, n, m, cols, add),
+                    _ => pair_tile::<1>(kc / W, panel, &bp, &corr, out, n, m, cols, add),
                 }
             }
             j += BR;
@@ -673,66 +698,6 @@ unsafe fn pair_tile<const P: usize>(
                 _mm512_mask_storeu_epi32(dst, mask, row);
             }
         }
-    }
-}
-
-/// Tokens per panel of the quad form ([`vnni_quad`]): 4 tokens × 16 bytes fill one zmm.
-const QUAD_TOKENS: usize = 4;
-/// The fewest tokens the quad form takes: one token keeps the 4×4 dot tiles (`gemm_one vnni
-/// 1 768 768`: 58 against 50 Gelem/s with the weights in L2).
-const QUAD_MIN: usize = 2;
-
-/// The broadcast form for 2 to 8 tokens, 16 K bytes per step: lanes `4t .. 4t + 4` of a
-/// panel hold token `t`'s bytes `16s .. 16s + 16` and each weight row's 16 bytes are
-/// broadcast to every 128-bit lane (`vbroadcasti32x4`), so two panels (8 tokens) share each
-/// weight load: 14 loads per 24 `vpdpbusd`, where the pair form at 8 tokens issues 13 per
-/// 12. At the store, four accumulators at a time reduce to one vector (lane `4t + r`: token
-/// `t`, weight row `r`), and a 4×4 shuffle of 128-bit lanes gives each token its 12 results:
-/// about 40 operations per panel where a 16×16 transpose took 64 shuffles alone.
-///
-/// # Safety
-/// AVX-512F/BW/VL/VNNI present; `m ≤ 8`, `k % 16 == 0`; `a`, `b`, `c` valid for `m·k`,
-/// `n·k`, `m·n`.
-#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn vnni_quad(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, ws: WeightSums, c: *mut i32) {
-    // Every lane a tile reads is written by `pack_quads` first.
-    let mut panel = core::mem::MaybeUninit::<[u128; 2 * QUAD_TOKENS * KC / 16]>::uninit();
-    let panel = panel.as_mut_ptr().cast::<u128>();
-    let p = m.div_ceil(QUAD_TOKENS);
-    let mut k0 = 0;
-    while k0 < k {
-        let kc = (k - k0).min(KC);
-        // SAFETY: rows q·4 .. q·4 + count ≤ m hold bytes k0 .. k0 + kc ≤ k; the panel holds
-        // 2·4·KC/16 ≥ p·4·kc/16 u128.
-        unsafe {
-            for q in 0..p {
-                let count = (m - q * QUAD_TOKENS).min(QUAD_TOKENS);
-                pack_quads(a.add(q * QUAD_TOKENS * k + k0), k, count, kc / 16, panel.add(q * QUAD_TOKENS), p);
-            }
-        }
-        let mut j = 0;
-        while j < n {
-            let cols = (n - j).min(BR);
-            // SAFETY: rows j .. j + cols ≤ n, offset k0 < k; each row holds kc bytes from
-            // there; AVX-512 per the contract.
-            let bp = unsafe { tile_ptrs(b, k, k0, j, cols) };
-            // SAFETY: as above, and the sums, if given, hold rows j .. j + cols.
-            let corr = unsafe { tile_corr(&bp, kc, ws, (j, cols), k0) };
-            // SAFETY: the panel holds kc/16 steps of p panels; each weight pointer is valid
-            // for kc bytes; the tile's outputs, rows 0 .. m and columns j .. j + cols ≤ n of
-            // `c`, are valid; AVX-512 per the contract.
-            unsafe {
-                let panel = panel.cast_const().cast();
-                let out = c.add(j);
-                if p == 2 {
-                    quad_tile::<2>(kc / 16, panel, &bp, &corr, out, n, m, cols, k0 > 0);
-                } else {
-                    quad_tile::<1>(kc / 16, panel, &bp, &corr, out, n, m, cols, k0 > 0);
-                }
-            }
-            j += BR;
-        }
-        k0 += kc;
     }
 }
 
@@ -799,29 +764,6 @@ unsafe fn quad_tile<const P: usize>(
     }
 }
 
-/// Packs `count` ≤ 4 token rows (`k` bytes apart from `a`) into one panel of the quad form:
-/// step `s` at `dst + s·p·4` (u128 units) holds each token's bytes `16s .. 16s + 16`,
-/// biased by 0x80, then zeros for the missing tokens.
-///
-/// # Safety
-/// Each of the `count` rows valid for `16·steps` bytes; `dst` valid for `steps` steps.
-#[inline(always)]
-unsafe fn pack_quads(a: *const i8, k: usize, count: usize, steps: usize, dst: *mut u128, p: usize) {
-    // SAFETY: reads inside the first 16·steps bytes of the rows, writes inside the steps.
-    unsafe {
-        for t in 0..QUAD_TOKENS {
-            for s in 0..steps {
-                let v = if t < count {
-                    (a.add(t * k + 16 * s) as *const u128).read_unaligned() ^ 0x8080_8080_8080_8080_8080_8080_8080_8080
-                } else {
-                    0
-                };
-                dst.add(s * p * QUAD_TOKENS + t).write(v);
-            }
-        }
-    }
-}
-
 /// A pair-form accumulator with lane `2t` = lanes `2t` + `2t + 1` (wrapping).
 ///
 /// # Safety
@@ -837,7 +779,7 @@ unsafe fn pair_sum(a: __m512i) -> __m512i {
 /// 127): its cost does not depend on the token count up to 8.
 const PAIR16_MIN: usize = 5;
 
-/// The pair form for int16 activations and at most 8 tokens: [`vnni_pair`]'s steps of 8 K
+/// The pair form for int16 activations and at most 8 tokens: [`vnni_steps`]'s steps of 8 K
 /// values with [`vnni_bcast16`]'s split of each activation into its high byte (biased by
 /// 0x80, corrected with the weight row sums) in panel 0 and its low byte in panel 1. The
 /// pair sums are moved to lanes `0..8` and stored as [`vnni_bcast16`] stores.
@@ -912,24 +854,27 @@ unsafe fn pack_pairs16(a: *const i16, k: usize, count: usize, steps: usize, dst:
     }
 }
 
-/// Packs `count` ≤ 8 token rows (`k` bytes apart from `a`) into one panel of the pair form:
-/// step `s` at `dst + s·p·8` (u64 units) holds each token's bytes `8s .. 8s + 8`, biased by
-/// 0x80, then zeros for the missing tokens.
+/// Packs `count` ≤ `64 / W` token rows (`k` bytes apart from `a`) into one panel of the
+/// pair (`W` = 8) or quad (`W` = 16) form: step `s` at `dst + s·p·64` (bytes) holds each
+/// token's bytes `W·s .. W·s + W`, biased by 0x80, then zeros for the missing tokens.
 ///
 /// # Safety
-/// Each of the `count` rows valid for `8·steps` bytes; `dst` valid for `steps` steps.
+/// `W` is a multiple of 8 dividing 64; each of the `count` rows valid for `W·steps` bytes;
+/// `dst` valid for `steps` steps.
 #[inline(always)]
-unsafe fn pack_pairs(a: *const i8, k: usize, count: usize, steps: usize, dst: *mut u64, p: usize) {
-    // SAFETY: reads inside the first 8·steps bytes of the rows, writes inside the steps.
+unsafe fn pack_steps<const W: usize>(a: *const i8, k: usize, count: usize, steps: usize, dst: *mut u8, p: usize) {
+    // SAFETY: reads inside the first W·steps bytes of the rows, writes inside the steps.
     unsafe {
-        for t in 0..PAIR_TOKENS {
+        for t in 0..64 / W {
             for s in 0..steps {
-                let v = if t < count {
-                    (a.add(t * k + 8 * s) as *const u64).read_unaligned() ^ 0x8080_8080_8080_8080
-                } else {
-                    0
-                };
-                dst.add(s * p * PAIR_TOKENS + t).write(v);
+                for h in (0..W).step_by(8) {
+                    let v = if t < count {
+                        (a.add(t * k + W * s + h) as *const u64).read_unaligned() ^ 0x8080_8080_8080_8080
+                    } else {
+                        0
+                    };
+                    (dst.add(s * p * 64 + t * W + h) as *mut u64).write_unaligned(v);
+                }
             }
         }
     }
