@@ -13,6 +13,7 @@
 //! | `vpdpwssd_zmm` | `vpdpwssd` zmm | 32 | `vnni` int16 × int8 GEMM |
 //! | `vpmaddwd_ymm` | `vpmaddwd` + `vpaddd` ymm | 16 | `avx2` kernels, `wide` built with `+avx2` |
 //! | `fma_f32_ymm` | `vfmadd231ps` ymm | 8 | f32 (attention, if contracted) |
+//! | `mul_add_f32_zmm` | `vmulps` + `vaddps` zmm | 16 | f32 attention as built (`kernels::attention`: no contraction, so the same bits on every build) |
 //! | `sdot` | `sdot` v.4s | 16 | `sdot` (aarch64; compiled, measured on an aarch64 host) |
 //! | `smull_sadalp` | `smull` + `smull2` + 2 `sadalp` | 16 | `neon` |
 //! | `fmla_f32` | `fmla` v.4s | 4 | f32 on aarch64 |
@@ -106,6 +107,24 @@ mod x86 {
         let s = acc.iter().fold(_mm256_setzero_ps(), |s, &r| _mm256_add_ps(s, r));
         _mm256_cvtss_f32(s)
     }
+
+    /// `r = r·a + b` as two roundings (`vmulps`, then `vaddps`), as the attention loops
+    /// compute: a step of a chain waits on both, 12 chains keep both ports busy.
+    ///
+    /// # Safety
+    /// AVX-512F present.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn mul_add_f32_zmm(a: f32, b: f32) -> f32 {
+        let (va, vb) = (_mm512_set1_ps(a), _mm512_set1_ps(b));
+        let mut acc = [_mm512_setzero_ps(); CHAINS];
+        for _ in 0..STEPS {
+            for r in acc.iter_mut() {
+                *r = _mm512_add_ps(_mm512_mul_ps(*r, va), vb);
+            }
+        }
+        let s = acc.iter().fold(_mm512_setzero_ps(), |s, &r| _mm512_add_ps(s, r));
+        _mm512_reduce_add_ps(s)
+    }
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -182,6 +201,10 @@ fn probes() -> Vec<Probe> {
         v.push(("vpmaddwd_ymm", 16, has!("avx2"), || unsafe { x86::vpmaddwd_ymm(black_box(3), black_box(5)) } as f64));
         let fma = has!("avx2") && has!("fma");
         v.push(("fma_f32_ymm", 8, fma, || unsafe { x86::fma_f32_ymm(black_box(1e-9), black_box(1e-9)) } as f64));
+        let avx512 = has!("avx512f");
+        v.push(
+            ("mul_add_f32_zmm", 16, avx512, || unsafe { x86::mul_add_f32_zmm(black_box(0.5), black_box(1e-9)) } as f64)
+        );
     }
     #[cfg(target_arch = "aarch64")]
     {
