@@ -248,7 +248,7 @@ mod neon {
 }
 
 /// Query rows per block of [`scores_rows`] and [`context_rows`].
-pub const QROWS: usize = 4;
+pub const QROWS: usize = 6;
 
 /// Whether [`scores_rows`] reads the transposed keys (the AVX-512 form runs): callers
 /// fill them with [`transpose_keys`] only then.
@@ -275,24 +275,23 @@ pub fn transpose_keys(keys: &[f32], stride: usize, n: usize, dh: usize, kt: &mut
 /// partial sums of [`super::scalar::dot_f32`] in eight registers (partial `p` takes
 /// `d ≡ p mod 8`, in order), then reduces them with vertical adds in `dot_f32_finish`'s
 /// order and adds the tail's sum: the same operations as `dot_f32` per (query, key), with
-/// no horizontal reductions. Contexts: four rows share every value load, per element the
+/// no horizontal reductions. Contexts: [`QROWS`] rows share every value load, per element the
 /// operations of `context_body`. Same bits as the per-row loops.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 mod avx512 {
     use super::QROWS;
     use core::arch::x86_64::*;
 
-    /// Query rows per register tile of the scores: 2 rows × 8 partial sums = 16 zmm (the
-    /// loop below is written for two).
-    const SR: usize = 2;
+    /// Query rows per register tile of the scores: 3 rows × 8 partial sums = 24 zmm.
+    const SR: usize = 3;
 
-    /// `out[r·n + j] = dot_f32(q_r, k_j)·scale + mask bias` for the four rows of `qs`
+    /// `out[r·n + j] = dot_f32(q_r, k_j)·scale + mask bias` for the `QROWS` rows of `qs`
     /// (`dh` each) against the transposed keys `kt` (`dh × n`).
     ///
     /// # Safety
     /// AVX-512F present; `kt.len() ≥ dh·n`, `out.len() ≥ QROWS·n`, `mask` (if any) `≥ n`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn scores4(
+    pub(super) unsafe fn scores_block(
         qs: [&[f32]; QROWS],
         kt: &[f32],
         n: usize,
@@ -322,14 +321,18 @@ mod avx512 {
             };
             for r0 in (0..QROWS).step_by(SR) {
                 let mut acc = [[_mm512_setzero_ps(); 8]; SR];
-                // Eight query values per row at a time as fixed-size chunks: indexing the rows
-                // by `c + p` kept a bounds check per product in the loop.
-                let rows = qs[r0][..body].chunks_exact(8).zip(qs[r0 + 1][..body].chunks_exact(8));
-                for (c, (q0, q1)) in (0..body).step_by(8).zip(rows) {
+                for c in (0..body).step_by(8) {
+                    // Eight query values per row as a fixed-size array: indexing the rows by
+                    // `c + p` kept a bounds check per product in the loop.
+                    let mut q8 = [[0f32; 8]; SR];
+                    for (s, q) in q8.iter_mut().enumerate() {
+                        *q = qs[r0 + s][c..c + 8].try_into().unwrap_or([0.0; 8]);
+                    }
                     for p in 0..8 {
                         let kv = load(c + p);
-                        acc[0][p] = _mm512_add_ps(acc[0][p], _mm512_mul_ps(_mm512_set1_ps(q0[p]), kv));
-                        acc[1][p] = _mm512_add_ps(acc[1][p], _mm512_mul_ps(_mm512_set1_ps(q1[p]), kv));
+                        for s in 0..SR {
+                            acc[s][p] = _mm512_add_ps(acc[s][p], _mm512_mul_ps(_mm512_set1_ps(q8[s][p]), kv));
+                        }
                     }
                 }
                 for (s, (a, q)) in acc.iter().zip(&qs[r0..r0 + SR]).enumerate() {
@@ -352,13 +355,20 @@ mod avx512 {
         }
     }
 
-    /// `out[r·d..][..d] = Σ_j probs[r·n + j] · v_j` for the four rows; 16 columns per zmm,
+    /// `out[r·d..][..d] = Σ_j probs[r·n + j] · v_j` for the `QROWS` rows; 16 columns per zmm,
     /// the sum over `j` in order from +0.0 (as `context_body`).
     ///
     /// # Safety
     /// AVX-512F present; `probs.len() = QROWS·n`, `out.len() = QROWS·d`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn context4(probs: &[f32], n: usize, values: &[f32], stride: usize, out: &mut [f32], d: usize) {
+    pub(super) unsafe fn context_block(
+        probs: &[f32],
+        n: usize,
+        values: &[f32],
+        stride: usize,
+        out: &mut [f32],
+        d: usize,
+    ) {
         let (probs, out) = (&probs[..QROWS * n], &mut out[..QROWS * d]);
         let mut c0 = 0;
         while c0 < d {
@@ -447,7 +457,7 @@ pub fn scores_rows(
         let q4: [&[f32]; QROWS] = core::array::from_fn(|r| qs[r]);
         if q4.iter().all(|q| q.len() == q4[0].len()) {
             // SAFETY: the `vnni` kernel was selected, so AVX-512F is present.
-            return unsafe { avx512::scores4(q4, kt, n, scale, mask, &mut out[..QROWS * n]) };
+            return unsafe { avx512::scores_block(q4, kt, n, scale, mask, &mut out[..QROWS * n]) };
         }
     }
     #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
@@ -463,7 +473,7 @@ pub fn context_rows(probs: &[f32], n: usize, rows: usize, values: &[f32], stride
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if rows == QROWS && super::float_avx512() {
         // SAFETY: the `vnni` kernel was selected, so AVX-512F is present.
-        return unsafe { avx512::context4(probs, n, values, stride, out, d) };
+        return unsafe { avx512::context_block(probs, n, values, stride, out, d) };
     }
     for r in 0..rows {
         attention_context(&probs[r * n..(r + 1) * n], values, stride, &mut out[r * d..(r + 1) * d]);
