@@ -13,13 +13,20 @@ The model is the albert-base-v2-shaped `outlier_base` checkpoint (768 hidden, 12
      and prints how many MatMulInteger nodes the int8 graph has (without pre-processing the
      shared weights of iterations 2..12 would stay fp32),
   4. for each sequence length, times ORT (intra_op_num_threads=1, sequential) and then
-     `albert bench --threads 1 --json` on the blob, batch 1, and prints both side by side.
+     `albert bench --threads 1 --json` on the blob, batch 1, and prints both side by side;
+  5. prints the accuracy both sides pay for that speed: the cosine (mean and minimum over
+     tokens) of each one's last_hidden_state against the fp32 ONNX graph run by ORT, on the
+     same ids at each length.
+
+`--quantize-arg` passes options to `quantize` (repeat it for each word), e.g.
+`--quantize-arg=--act16 --quantize-arg=none` for int8 activations on every linear (the
+default keeps int16 activations for the FFN output, which costs speed for accuracy).
 
 Not part of CI (it needs torch, transformers and onnxruntime, and takes minutes).
 Run from the repository root:
 
     /work/venv/bin/python bench/compare_ort.py [--seqs 8,32,128] [--iters 30] [--workdir DIR]
-        [--max-position 512]
+        [--max-position 512] [--quantize-arg ARG ...]
 
 Both sides see the same token ids ([CLS], ids 5 + (7919·i mod 995), [SEP]), as `albert
 bench` builds them. Latencies are wall-clock per forward pass: on a loaded machine, run
@@ -119,6 +126,31 @@ def time_ort(path: Path, seq: int, iters: int, warmup: int) -> list[float]:
     return ms
 
 
+def hidden_ort(path: Path, seq: int) -> np.ndarray:
+    """last_hidden_state of the graph at `path` for `ids_for(seq)`: [seq, hidden]."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    ids = ids_for(seq)
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    return np.asarray(sess.run(None, feeds)[0][0], dtype=np.float64)
+
+
+def hidden_albert(albert: Path, blob: Path, seq: int) -> np.ndarray:
+    ids = ",".join(str(i) for i in ids_for(seq)[0])
+    out = sh([str(albert), "forward", "--model", str(blob), "--ids", ids, "--mask-positions", "0", "--threads", "1",
+              "--json"])
+    return np.asarray(json.loads(out.splitlines()[0])["last_hidden_state"], dtype=np.float64)
+
+
+def cosines(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
+    """Per-token cosine of `got` against `want` ([seq, hidden]): mean and minimum."""
+    c = (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
+    return float(c.mean()), float(c.min())
+
+
 def time_albert(albert: Path, blob: Path, seq: int, iters: int, warmup: int) -> dict:
     out = sh([str(albert), "bench", "--model", str(blob), "--seq", str(seq), "--batch", "1", "--threads", "1",
               "--iters", str(iters), "--warmup", str(warmup), "--json"])
@@ -139,6 +171,9 @@ def main() -> int:
     ap.add_argument("--max-position", type=int, default=128,
                     help="positions of the written checkpoint (512 allows --seqs up to 512)")
     ap.add_argument("--target-dir", type=Path, default=Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")))
+    ap.add_argument("--quantize-arg", action="append", default=[],
+                    help="one more word for quantize's command line (repeat: --quantize-arg=--act16 "
+                         "--quantize-arg=none)")
     args = ap.parse_args()
     seqs = [int(s) for s in args.seqs.split(",")]
 
@@ -155,8 +190,9 @@ def main() -> int:
     # Packed on every run, never reused from the work directory: a blob left there by an
     # older quantize would be timed with an older scheme (it once was: a blob without the
     # default int16 FFN-output activations, which made the engine look 30 % faster).
-    print("packing with quantize's default int8 scheme ...", flush=True)
-    sh([str(cargo_bin(args.target_dir, "bin", "quantize")), str(ckpt), "-o", str(blob)])
+    scheme = " ".join(args.quantize_arg) or "the default int8 scheme"
+    print(f"packing with quantize ({scheme}) ...", flush=True)
+    sh([str(cargo_bin(args.target_dir, "bin", "quantize")), str(ckpt), "-o", str(blob), *args.quantize_arg])
     positions = json.loads((ckpt / "config.json").read_text())["max_position_embeddings"]
     if max(seqs) > positions:
         ap.error(f"the checkpoint has {positions} positions (--max-position)")
@@ -190,7 +226,18 @@ def main() -> int:
         print(f"{seq:>5} {'med':>5} {'':>13} {'':>8} {'':>11} {'':>8} {med['ratio']:>10.2f}x", flush=True)
         rows.append(dict(med, rounds=rounds))
     print(f"load after: {os.getloadavg()[0]:.2f}")
-    print(json.dumps({"matmul_integer_nodes": n_mmi, "rows": rows}))
+    print(f"accuracy against the fp32 graph (ORT), last_hidden_state cosine per token, quantize: {scheme}")
+    print(f"{'seq':>5} {'ORT int8 mean':>14} {'min':>8} {'albert mean':>12} {'min':>8}")
+    accuracy = []
+    for seq in seqs:
+        want = hidden_ort(fp32, seq)
+        o_mean, o_min = cosines(hidden_ort(int8, seq), want)
+        a_mean, a_min = cosines(hidden_albert(albert, blob, seq), want)
+        accuracy.append(dict(seq=seq, ort_cos_mean=o_mean, ort_cos_min=o_min, albert_cos_mean=a_mean,
+                             albert_cos_min=a_min))
+        print(f"{seq:>5} {o_mean:>14.6f} {o_min:>8.4f} {a_mean:>12.6f} {a_min:>8.4f}", flush=True)
+    print(json.dumps({"matmul_integer_nodes": n_mmi, "quantize_args": args.quantize_arg, "rows": rows,
+                      "accuracy": accuracy}))
     return 0
 
 
