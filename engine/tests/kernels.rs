@@ -284,11 +284,18 @@ fn int16_activations_every_kernel() {
             check16(kern, m, n, k, &vec![x; m * k], &vec![y; n * k]);
             if !cfg!(miri) {
                 check16(kern, 8, 13, 4104, &vec![x; 8 * 4104], &vec![y; 13 * 4104]);
+                // vnni's int16 quad form (2-15 rows, K a multiple of 16): two token groups,
+                // one, and two calls (8 + 5 rows), K past 1024-value chunks, N ragged
+                // against its 6-row tiles.
+                for (m, n, k) in [(6, 13, 4112), (3, 7, 2064), (13, 5, 1040)] {
+                    check16(kern, m, n, k, &vec![x; m * k], &vec![y; n * k]);
+                }
             }
         }
-        // Ragged shapes below and from 8 rows: rows around a 16-token tile and in vnni's
-        // pair form (5-8 rows, K a multiple of 8), K past 1024-value chunks and off 64-byte
-        // row sums, N around the 12-row tile and past a column block.
+        // Ragged shapes below and from 8 rows: rows around a 16-token tile, in vnni's
+        // pair form (5-8 rows, K a multiple of 8) and its quad form (2-15 rows, K a multiple
+        // of 16; 9 rows leave one for the dot tiles), K past 1024-value chunks and off
+        // 64-byte row sums, N around the 6- and 12-row tiles and past a column block.
         let shapes = [
             (1, 1, 1),
             (1, 7, 15),
@@ -302,6 +309,10 @@ fn int16_activations_every_kernel() {
             (7, 14, 1032),
             (8, 1, 3072),
             (15, 13, 1028),
+            (7, 14, 1040),
+            (9, 7, 784),
+            (12, 13, 2064),
+            (14, 19, 48),
             (16, 25, 2052),
             (17, 11, 3072),
             (33, 700, 768),

@@ -360,8 +360,10 @@ unsafe fn tile16_vnni<const R: usize, const C: usize>(
 }
 
 /// The AVX-512 VNNI int16×int8 kernel (`vnni`). From 16 rows up, with `K` a multiple of 4,
-/// the broadcast form on the two bytes of each activation ([`vnni_bcast16`]); the
-/// `vpdpwssd` tiles ([`tile16_vnni`]) otherwise.
+/// the broadcast form on the two bytes of each activation ([`vnni_bcast16`]); 2-15 rows
+/// with `K` a multiple of 16, the quad form ([`vnni_quad16`], twice from 9 rows); 5-8 rows
+/// with `K` a multiple of 8, the pair form ([`vnni_pair16`]); the `vpdpwssd` tiles
+/// ([`tile16_vnni`]) otherwise.
 ///
 /// # Safety
 /// AVX-512F/BW/VL/VNNI present; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n` elements.
@@ -397,6 +399,17 @@ pub(super) unsafe fn avx512vnni_gemm_i16_i8_i64_sums(
     unsafe {
         if m >= PANEL && k.is_multiple_of(4) {
             vnni_bcast16(m, n, k, a, b, ws, c)
+        } else if m >= QUAD_MIN && k.is_multiple_of(16) {
+            // 2-8 tokens in one call, 9-15 in two: the weights stream twice, which is still
+            // faster than the 4×4 tiles (`vnni_quad16`).
+            let first = m.min(2 * QUAD_TOKENS);
+            vnni_quad16(first, n, k, a, b, ws, c);
+            let rest = m - first;
+            if rest >= QUAD_MIN {
+                vnni_quad16(rest, n, k, a.add(first * k), b, ws, c.add(first * n));
+            } else if rest > 0 {
+                avx512vnni_gemm_i16_i8_i64_4x4(rest, n, k, a.add(first * k), b, c.add(first * n));
+            }
         } else if (PAIR16_MIN..=PAIR_TOKENS).contains(&m) && k.is_multiple_of(8) {
             vnni_pair16(m, n, k, a, b, ws, c)
         } else {
@@ -578,8 +591,9 @@ const PAIR_TOKENS: usize = 8;
 
 /// Tokens per panel of the quad form ([`vnni_steps`]): 4 tokens × 16 bytes fill one zmm.
 const QUAD_TOKENS: usize = 4;
-/// The fewest tokens the quad form takes: one token keeps the 4×4 dot tiles (`gemm_one vnni
-/// 1 768 768`: 58 against 50 Gelem/s with the weights in L2).
+/// The fewest tokens the quad forms take: one token keeps the 4×4 dot tiles (`gemm_one vnni
+/// 1 768 768`: 58 against 50 Gelem/s with the weights in L2; int16, `gemm_one vnni 1 768 3072
+/// 300 i16`: 48 against 34).
 const QUAD_MIN: usize = 2;
 
 /// The broadcast forms for fewer than 16 tokens, `W` K bytes per step: the activations
@@ -682,7 +696,7 @@ unsafe fn pair_tile<const P: usize>(
     // SAFETY: loads inside the panel and the weight rows, stores inside the tile of `c`,
     // per the contract.
     unsafe {
-        let acc = bcast_acc::<P, 8>(steps, panel, b);
+        let acc = bcast_acc::<P, 8, BR>(steps, panel, b);
         let mask: __mmask16 = (1u16 << cols) - 1;
         for q in 0..P {
             // Lane 2t: token t's two halves added, less the bias correction.
@@ -723,7 +737,7 @@ unsafe fn quad_tile<const P: usize>(
     // SAFETY: loads inside the panel and the weight rows, stores inside the tile of `c`,
     // per the contract.
     unsafe {
-        let acc = bcast_acc::<P, 16>(steps, panel, b);
+        let acc = bcast_acc::<P, 16, BR>(steps, panel, b);
         let mask: __mmask16 = (1u16 << cols) - 1;
         // Lane 4t + r of group g: the bias correction of weight row 4g + r.
         // (Loops, not closures: a closure would not be compiled for AVX-512.)
@@ -776,7 +790,8 @@ unsafe fn pair_sum(a: __m512i) -> __m512i {
 
 /// The fewest tokens for which [`vnni_pair16`] beats the `vpdpwssd` tiles (`gemm_one vnni M
 /// 768 3072 300 i16`: 4 rows 122 against 66 Gelem/s, 5 rows 91 against 92, 7 rows 71 against
-/// 127): its cost does not depend on the token count up to 8.
+/// 127): its cost does not depend on the token count up to 8. Where `K` is a multiple of
+/// 16 (every real model's FFN size), [`vnni_quad16`] runs instead.
 const PAIR16_MIN: usize = 5;
 
 /// The pair form for int16 activations and at most 8 tokens: [`vnni_steps`]'s steps of 8 K
@@ -808,7 +823,7 @@ unsafe fn vnni_pair16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8,
             // the contract.
             unsafe {
                 let corr = tile_corr(&bp, kc, ws, (j, cols), k0);
-                let mut acc = bcast_acc::<2, 8>(kc / 8, panel.cast_const().cast(), &bp);
+                let mut acc = bcast_acc::<2, 8, BR>(kc / 8, panel.cast_const().cast(), &bp);
                 let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
                 // (Loops, not `map`: a closure would not be compiled for AVX-512.)
                 for a in acc.iter_mut() {
@@ -821,6 +836,177 @@ unsafe fn vnni_pair16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8,
             j += BR;
         }
         k0 += kc;
+    }
+}
+
+/// Weight rows per tile of [`vnni_quad16`]: four panels (two groups of 4 tokens × the high
+/// and the low bytes) × 6 rows = 24 accumulators.
+const QUAD16_ROWS: usize = 6;
+
+/// The quad form for int16 activations and at most 8 tokens: [`vnni_steps`]'s quad steps
+/// (4 tokens × 16 K values per panel, each weight row's 16 bytes broadcast to the four
+/// 128-bit lanes) with [`vnni_bcast16`]'s split of each activation into its high byte
+/// (biased by 0x80, corrected with the weight row sums) and its low byte. Each group of 4
+/// tokens has a high-byte and a low-byte panel, so 8 tokens make four panels and a tile
+/// takes 6 weight rows: 10 loads per 24 `vpdpbusd`, where [`vnni_pair16`] issues 14 (12
+/// qword broadcasts and 2 panels), and every weight line is touched 4 times instead of 8.
+/// `gemm_one vnni M 768 3072 300 i16` (the FFN output's shape, weights from L3), best
+/// Gelem/s before / after: 8 rows 171-188 / 212; 5 rows 116-121 / 134-137; 4 rows (the
+/// `vpdpwssd` tiles before) 120 / 132-133; 2 rows 48 / 67. From 9 to 15 rows it runs
+/// twice (8 rows, then the rest), which beats both the tiles (12 rows 120 / 180, 9 rows 98
+/// / 151, 15 rows 91 / 135-196) and the 16-token broadcast form on a part-filled panel
+/// (136, 103 and 166 at 12, 9 and 15 rows). For int8 the pair form stays at 9-15 tokens:
+/// two quad-form calls were slower there (12 rows 216-218 against 267-272).
+///
+/// # Safety
+/// AVX-512F/BW/VL/VNNI present; `m ≤ 8`, `k % 16 == 0`; `a`, `b`, `c` valid for `m·k`,
+/// `n·k`, `m·n`.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn vnni_quad16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8, ws: WeightSums, c: *mut i64) {
+    // Four panels of KC/16 steps × 64 bytes; every lane a tile reads is written by
+    // `pack_quads16` first.
+    let mut panel = core::mem::MaybeUninit::<[u64; 4 * 64 * (KC / 16) / 8]>::uninit();
+    let panel = panel.as_mut_ptr().cast::<u8>();
+    let p = 2 * m.div_ceil(QUAD_TOKENS);
+    let mut k0 = 0;
+    while k0 < k {
+        let kc = (k - k0).min(KC);
+        // SAFETY: rows 0 .. m hold values k0 .. k0 + kc ≤ k; the panel holds 4·64·KC/16 ≥
+        // p·64·kc/16 bytes.
+        unsafe { pack_quads16(a.add(k0), k, m, kc / 16, panel, p) };
+        let mut j = 0;
+        while j < n {
+            let cols = (n - j).min(QUAD16_ROWS);
+            // SAFETY: rows j .. j + cols ≤ n, offset k0 < k; each row holds kc bytes from
+            // there; the sums, if given, hold those rows; the panel holds kc/16 steps of p
+            // panels; the tile's outputs, rows 0 .. m and columns j .. j + cols of `c`, are
+            // valid; AVX-512 per the contract.
+            unsafe {
+                let bp = tile_ptrs::<QUAD16_ROWS>(b, k, k0, j, cols);
+                let corr = tile_corr(&bp, kc, ws, (j, cols), k0);
+                let (panel, out, add) = (panel.cast_const(), c.add(j), k0 > 0);
+                if p == 4 {
+                    quad16_tile::<4>(kc / 16, panel, &bp, &corr, out, n, m, cols, add);
+                } else {
+                    quad16_tile::<2>(kc / 16, panel, &bp, &corr, out, n, m, cols, add);
+                }
+            }
+            j += QUAD16_ROWS;
+        }
+        k0 += kc;
+    }
+}
+
+/// `steps` steps of 16 K values of [`vnni_quad16`]: `P` panels (high, low, high, low)
+/// against 6 weight rows; `256·(high − corr) + low` per token and weight row, in i64,
+/// stored (or, with `add`, added) to `rows` rows × `cols` columns at `c`, rows `n` apart.
+///
+/// # Safety
+/// AVX-512F/BW/VL/VNNI present; `panel` valid for `steps·P·64` bytes, each `b[r]` for
+/// `16·steps` bytes; `rows ≤ 2·P`, `cols ≤ 6`; `c` valid for those rows and columns.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // one tile's geometry, passed down from one caller
+unsafe fn quad16_tile<const P: usize>(
+    steps: usize,
+    panel: *const u8,
+    b: &[*const i8; QUAD16_ROWS],
+    corr: &[i32; QUAD16_ROWS],
+    c: *mut i64,
+    n: usize,
+    rows: usize,
+    cols: usize,
+    add: bool,
+) {
+    // SAFETY: loads inside the panel and the weight rows, stores inside the tile of `c`,
+    // per the contract; register-only otherwise.
+    unsafe {
+        let acc = bcast_acc::<P, 16, QUAD16_ROWS>(steps, panel, b);
+        let z = _mm512_setzero_si512();
+        // Lane 4t + r: the correction of weight row r (rows 0-3), of row 4 + r (rows 4-5).
+        let mut c8 = [0i32; 8];
+        c8[..QUAD16_ROWS].copy_from_slice(corr);
+        let corr0 = _mm512_broadcast_i32x4(_mm_loadu_si128(c8.as_ptr().cast()));
+        let corr1 = _mm512_broadcast_i32x4(_mm_loadu_si128(c8[4..].as_ptr().cast()));
+        let mask: __mmask8 = (1u8 << cols) - 1;
+        #[allow(clippy::needless_range_loop)] // `g` picks the panels inside each row's accumulators
+        for g in 0..P / 2 {
+            // Lane 4t + r: token 4g + t's sum for weight row r (x0) and 4 + r (x1).
+            let h0 = _mm512_sub_epi32(quad_sum([acc[0][2 * g], acc[1][2 * g], acc[2][2 * g], acc[3][2 * g]]), corr0);
+            let h1 = _mm512_sub_epi32(quad_sum([acc[4][2 * g], acc[5][2 * g], z, z]), corr1);
+            let l0 = quad_sum([acc[0][2 * g + 1], acc[1][2 * g + 1], acc[2][2 * g + 1], acc[3][2 * g + 1]]);
+            let l1 = quad_sum([acc[4][2 * g + 1], acc[5][2 * g + 1], z, z]);
+            // [x0 lane t, x1 lane t] in the low 256 bits: token t's six results (and two
+            // unused lanes), for t = 0 .. 4.
+            let hx = [_mm512_shuffle_i32x4::<0x44>(h0, h1), _mm512_shuffle_i32x4::<0xEE>(h0, h1)];
+            let lx = [_mm512_shuffle_i32x4::<0x44>(l0, l1), _mm512_shuffle_i32x4::<0xEE>(l0, l1)];
+            for t in 0..rows.saturating_sub(4 * g).min(QUAD_TOKENS) {
+                // Token t is 128-bit lanes (t % 2, t % 2 + 2) of hx[t / 2].
+                let (h, l) = if t % 2 == 0 {
+                    (
+                        _mm512_shuffle_i32x4::<0x08>(hx[t / 2], hx[t / 2]),
+                        _mm512_shuffle_i32x4::<0x08>(lx[t / 2], lx[t / 2]),
+                    )
+                } else {
+                    (
+                        _mm512_shuffle_i32x4::<0x0D>(hx[t / 2], hx[t / 2]),
+                        _mm512_shuffle_i32x4::<0x0D>(lx[t / 2], lx[t / 2]),
+                    )
+                };
+                let v = _mm512_add_epi64(
+                    _mm512_slli_epi64::<8>(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(h))),
+                    _mm512_cvtepi32_epi64(_mm512_castsi512_si256(l)),
+                );
+                let dst = c.add((4 * g + t) * n);
+                let v = if add { _mm512_add_epi64(v, _mm512_maskz_loadu_epi64(mask, dst)) } else { v };
+                _mm512_mask_storeu_epi64(dst, mask, v);
+            }
+        }
+    }
+}
+
+/// Lane `4L + r` = the sum of accumulator `r`'s four lanes in 128-bit lane `L` (wrapping):
+/// two rounds of unpack and add, as [`quad_tile`]'s store.
+///
+/// # Safety
+/// AVX-512F present.
+#[inline(always)]
+unsafe fn quad_sum([a0, a1, a2, a3]: [__m512i; 4]) -> __m512i {
+    // SAFETY: register-only AVX-512F instructions.
+    unsafe {
+        let t0 = _mm512_add_epi32(_mm512_unpacklo_epi32(a0, a1), _mm512_unpackhi_epi32(a0, a1));
+        let t1 = _mm512_add_epi32(_mm512_unpacklo_epi32(a2, a3), _mm512_unpackhi_epi32(a2, a3));
+        _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1))
+    }
+}
+
+/// Packs `count` ≤ 8 rows of int16 activations (`k` apart from `a`) into the `p` panels of
+/// [`vnni_quad16`], `steps` steps of 16 values: step `s` at `dst + s·p·64` (bytes) holds
+/// for each group `g` of 4 tokens a panel of their high bytes (^ 0x80) at `+ 2g·64`, then
+/// one of their low bytes at `+ (2g + 1)·64`, token `4g + i` at `+ 16i`; zeros for missing
+/// tokens.
+///
+/// # Safety
+/// AVX-512F/BW/VL present; each of the `count` rows valid for `16·steps` values; `dst` valid
+/// for `steps·p·64` bytes; `count ≤ 2·p`.
+#[inline(always)]
+unsafe fn pack_quads16(a: *const i16, k: usize, count: usize, steps: usize, dst: *mut u8, p: usize) {
+    // SAFETY: reads inside the first 16·steps values of the rows, writes inside the steps.
+    unsafe {
+        let bias = _mm_set1_epi8(0x80u8 as i8);
+        for t in 0..2 * p {
+            let (g, i) = (t / QUAD_TOKENS, t % QUAD_TOKENS);
+            for s in 0..steps {
+                let (hi, lo) = if t < count {
+                    let v = _mm256_loadu_si256(a.add(t * k + 16 * s).cast());
+                    (_mm_xor_si128(_mm256_cvtepi16_epi8(_mm256_srai_epi16::<8>(v)), bias), _mm256_cvtepi16_epi8(v))
+                } else {
+                    (_mm_setzero_si128(), _mm_setzero_si128())
+                };
+                let at = dst.add(s * p * 64 + 2 * g * 64 + 16 * i);
+                _mm_storeu_si128(at.cast(), hi);
+                _mm_storeu_si128(at.add(64).cast(), lo);
+            }
+        }
     }
 }
 
@@ -937,12 +1123,12 @@ unsafe fn tile_rows(
 }
 
 /// Pointers to byte `k0` of weight rows `j .. j + cols` (`k` bytes apart), the last one
-/// repeated up to `BR` rows (computed, not stored).
+/// repeated up to `N` rows (computed, not stored).
 ///
 /// # Safety
 /// Rows `j .. j + cols` of `b` exist, `k0 < k`; `1 ≤ cols ≤ BR`.
 #[inline(always)]
-unsafe fn tile_ptrs(b: *const i8, k: usize, k0: usize, j: usize, cols: usize) -> [*const i8; BR] {
+unsafe fn tile_ptrs<const N: usize>(b: *const i8, k: usize, k0: usize, j: usize, cols: usize) -> [*const i8; N] {
     // SAFETY: row j + min(t, cols - 1) < j + cols, offset k0 < k.
     core::array::from_fn(|t| unsafe { b.add((j + t.min(cols - 1)) * k + k0) })
 }
@@ -953,17 +1139,17 @@ unsafe fn tile_ptrs(b: *const i8, k: usize, k0: usize, j: usize, cols: usize) ->
 /// # Safety
 /// AVX-512F/BW/VNNI present; each `b[r]` valid for `len` bytes; `ws` valid for those rows.
 #[inline(always)]
-unsafe fn tile_corr(
-    b: &[*const i8; BR],
+unsafe fn tile_corr<const N: usize>(
+    b: &[*const i8; N],
     len: usize,
     ws: WeightSums,
     (j, cols): (usize, usize),
     k0: usize,
-) -> [i32; BR] {
+) -> [i32; N] {
     // SAFETY: the contract, passed on.
     unsafe {
         if ws.corr(j, k0).is_some() {
-            let mut out = [0i32; BR];
+            let mut out = [0i32; N];
             for (t, o) in out.iter_mut().enumerate() {
                 *o = ws.corr(j + t.min(cols - 1), k0).unwrap_or(0);
             }
@@ -981,11 +1167,11 @@ unsafe fn tile_corr(
 /// # Safety
 /// AVX-512F/BW/VNNI present; each `b[r]` valid for `len` bytes.
 #[inline(always)]
-unsafe fn tile_row_sums_x128(b: &[*const i8; BR], len: usize) -> [i32; BR] {
+unsafe fn tile_row_sums_x128<const N: usize>(b: &[*const i8; N], len: usize) -> [i32; N] {
     // SAFETY: full loads inside `len`, the last one masked to the bytes left.
     unsafe {
         let ones = _mm512_set1_epi8(1);
-        let mut acc = [_mm512_setzero_si512(); BR];
+        let mut acc = [_mm512_setzero_si512(); N];
         let mut o = 0;
         while o + 64 <= len {
             for (a, &row) in acc.iter_mut().zip(b) {
@@ -999,7 +1185,7 @@ unsafe fn tile_row_sums_x128(b: &[*const i8; BR], len: usize) -> [i32; BR] {
                 *a = _mm512_dpbusd_epi32(*a, ones, _mm512_maskz_loadu_epi8(mask, row.add(o)));
             }
         }
-        let mut out = [0i32; BR];
+        let mut out = [0i32; N];
         for (o, &a) in out.iter_mut().zip(&acc) {
             *o = _mm512_reduce_add_epi32(a).wrapping_mul(128);
         }
@@ -1057,7 +1243,7 @@ unsafe fn bcast_tile<const P: usize>(
     // SAFETY: loads inside the panel and the weight rows, stores inside the tile of `c`,
     // per the contract.
     unsafe {
-        let acc = bcast_acc::<P, 4>(steps, panel, b);
+        let acc = bcast_acc::<P, 4, BR>(steps, panel, b);
         let mask: __mmask16 = (1u16 << cols) - 1;
         // One panel's accumulators, passed by value with constant panel indices: a loop over
         // `q` indexed `acc` at run time, which kept it in memory (a `memset` per tile).
@@ -1079,22 +1265,22 @@ unsafe fn bcast_tile<const P: usize>(
 /// AVX-512F/BW/VL/VNNI present; `W` is 4, 8 or 16; `panel` valid for `steps·P·64` bytes, each
 /// `b[r]` for `W·steps` bytes.
 #[inline(always)]
-unsafe fn bcast_acc<const P: usize, const W: usize>(
+unsafe fn bcast_acc<const P: usize, const W: usize, const NR: usize>(
     steps: usize,
     panel: *const u8,
-    b: &[*const i8; BR],
-) -> [[__m512i; P]; BR] {
+    b: &[*const i8; NR],
+) -> [[__m512i; P]; NR] {
     // SAFETY: loads inside the panel and the weight rows, per the contract.
     unsafe {
         // Built element by element: an array repeat expression became a `memset` call
         // (and a `vzeroupper`) per tile.
-        let mut acc: [[__m512i; P]; BR] = core::array::from_fn(|_| core::array::from_fn(|_| _mm512_setzero_si512()));
+        let mut acc: [[__m512i; P]; NR] = core::array::from_fn(|_| core::array::from_fn(|_| _mm512_setzero_si512()));
         for s in 0..steps {
             let mut av = [_mm512_setzero_si512(); P];
             for (q, v) in av.iter_mut().enumerate() {
                 *v = _mm512_loadu_si512(panel.add((s * P + q) * 64).cast());
             }
-            for r in 0..BR {
+            for r in 0..NR {
                 let at = b[r].add(W * s);
                 let w = if W == 16 {
                     _mm512_broadcast_i32x4(_mm_loadu_si128(at.cast()))
@@ -1217,7 +1403,7 @@ unsafe fn vnni_bcast16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8
                     // is valid for kc bytes; the tile's outputs, rows i .. i + rows < m and
                     // columns j .. j + cols ≤ n of `c`, are valid; AVX-512 per the contract.
                     unsafe {
-                        let acc = bcast_acc::<2, 4>(kc / 4, panel.cast_const().cast(), &bp);
+                        let acc = bcast_acc::<2, 4, BR>(kc / 4, panel.cast_const().cast(), &bp);
                         store16(acc, &corr, c.add(i * n + j), n, rows, cols, k0 > 0);
                     }
                     j += BR;
