@@ -287,7 +287,7 @@ fn int16_activations_every_kernel() {
                 // vnni's int16 quad form (2-15 rows, K a multiple of 16): two token groups,
                 // one, and two calls (8 + 5 rows), K past 1024-value chunks, N ragged
                 // against its 6-row tiles.
-                for (m, n, k) in [(6, 13, 4112), (3, 7, 2064), (13, 5, 1040)] {
+                for (m, n, k) in [(6, 13, 4112), (3, 19, 2064), (13, 5, 1040)] {
                     check16(kern, m, n, k, &vec![x; m * k], &vec![y; n * k]);
                 }
             }
@@ -310,6 +310,8 @@ fn int16_activations_every_kernel() {
             (8, 1, 3072),
             (15, 13, 1028),
             (7, 14, 1040),
+            (3, 21, 1040),
+            (4, 11, 2064),
             (9, 7, 784),
             (12, 13, 2064),
             (14, 19, 48),
