@@ -751,10 +751,7 @@ unsafe fn quad_tile<const P: usize>(
             // rounds of unpack and add), less the correction.
             let mut u = [_mm512_setzero_si512(); 3];
             for (g, ug) in u.iter_mut().enumerate() {
-                let [a0, a1, a2, a3] = [acc[4 * g][q], acc[4 * g + 1][q], acc[4 * g + 2][q], acc[4 * g + 3][q]];
-                let t0 = _mm512_add_epi32(_mm512_unpacklo_epi32(a0, a1), _mm512_unpackhi_epi32(a0, a1));
-                let t1 = _mm512_add_epi32(_mm512_unpacklo_epi32(a2, a3), _mm512_unpackhi_epi32(a2, a3));
-                let s = _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
+                let s = quad_sum([acc[4 * g][q], acc[4 * g + 1][q], acc[4 * g + 2][q], acc[4 * g + 3][q]]);
                 *ug = _mm512_sub_epi32(s, corr4[g]);
             }
             // Token t's 12 results: 128-bit lane t of u[0], u[1], u[2].
@@ -965,7 +962,7 @@ unsafe fn quad16_tile<const P: usize>(
 }
 
 /// Lane `4L + r` = the sum of accumulator `r`'s four lanes in 128-bit lane `L` (wrapping):
-/// two rounds of unpack and add, as [`quad_tile`]'s store.
+/// two rounds of unpack and add (the quad forms' stores).
 ///
 /// # Safety
 /// AVX-512F present.
