@@ -949,16 +949,24 @@ unsafe fn quad16_tile<const P: usize>(
                         _mm512_shuffle_i32x4::<0x0D>(lx[t / 2], lx[t / 2]),
                     )
                 };
-                let v = _mm512_add_epi64(
-                    _mm512_slli_epi64::<8>(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(h))),
-                    _mm512_cvtepi32_epi64(_mm512_castsi512_si256(l)),
-                );
+                let v = hi_lo_i64(_mm512_castsi512_si256(h), _mm512_castsi512_si256(l));
                 let dst = c.add((4 * g + t) * n);
                 let v = if add { _mm512_add_epi64(v, _mm512_maskz_loadu_epi64(mask, dst)) } else { v };
                 _mm512_mask_storeu_epi64(dst, mask, v);
             }
         }
     }
+}
+
+/// `256·h + l` per lane, widened to i64: an int16 form's high- and low-byte sums of eight
+/// (token, weight row) pairs combined.
+///
+/// # Safety
+/// AVX-512F present.
+#[inline(always)]
+unsafe fn hi_lo_i64(h: __m256i, l: __m256i) -> __m512i {
+    // SAFETY: register-only AVX-512F instructions.
+    unsafe { _mm512_add_epi64(_mm512_slli_epi64::<8>(_mm512_cvtepi32_epi64(h)), _mm512_cvtepi32_epi64(l)) }
 }
 
 /// Lane `4L + r` = the sum of accumulator `r`'s four lanes in 128-bit lane `L` (wrapping):
@@ -1428,12 +1436,6 @@ unsafe fn store16(
     cols: usize,
     add: bool,
 ) {
-    /// `256·h + l` in i64 lanes.
-    #[inline(always)]
-    unsafe fn combine(h: __m256i, l: __m256i) -> __m512i {
-        // SAFETY: register-only AVX-512F instructions, present per the caller's contract.
-        unsafe { _mm512_add_epi64(_mm512_slli_epi64::<8>(_mm512_cvtepi32_epi64(h)), _mm512_cvtepi32_epi64(l)) }
-    }
     // SAFETY: stores inside the tile of `c` (the caller's contract); register-only otherwise.
     unsafe {
         let hi = transpose_16x16(core::array::from_fn(|r| match acc.get(r) {
@@ -1445,8 +1447,8 @@ unsafe fn store16(
         let m1: __mmask8 = if cols > 8 { (1u8 << (cols - 8)) - 1 } else { 0 };
         for t in 0..rows {
             let dst = c.add(t * n);
-            let mut v0 = combine(_mm512_castsi512_si256(hi[t]), _mm512_castsi512_si256(lo[t]));
-            let mut v1 = combine(_mm512_extracti64x4_epi64::<1>(hi[t]), _mm512_extracti64x4_epi64::<1>(lo[t]));
+            let mut v0 = hi_lo_i64(_mm512_castsi512_si256(hi[t]), _mm512_castsi512_si256(lo[t]));
+            let mut v1 = hi_lo_i64(_mm512_extracti64x4_epi64::<1>(hi[t]), _mm512_extracti64x4_epi64::<1>(lo[t]));
             if add {
                 v0 = _mm512_add_epi64(v0, _mm512_maskz_loadu_epi64(m0, dst));
                 v1 = _mm512_add_epi64(v1, _mm512_maskz_loadu_epi64(m1, dst.add(8)));
