@@ -326,7 +326,7 @@ mod avx512 {
                     // `c + p` kept a bounds check per product in the loop.
                     let mut q8 = [[0f32; 8]; SR];
                     for (s, q) in q8.iter_mut().enumerate() {
-                        *q = qs[r0 + s][c..c + 8].try_into().unwrap_or([0.0; 8]);
+                        q.copy_from_slice(&qs[r0 + s][c..c + 8]);
                     }
                     for p in 0..8 {
                         let kv = load(c + p);
