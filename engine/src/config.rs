@@ -155,7 +155,9 @@ pub struct ModelConfig {
     pub pad_token_id: u32,
     pub bos_token_id: u32,
     pub eos_token_id: u32,
-    /// 0: float weights; 1: int8 weights with dynamic per-token int8 activations.
+    /// 0: float weights; 1: int8 weights with dynamic per-token int8 activations, centred
+    /// rows on their range's midpoint; 2: as 1, the centre moved onto the grid so that 0
+    /// quantizes exactly (`FORMAT.md`, "Activations").
     pub activation_scheme: u32,
 }
 
@@ -329,11 +331,12 @@ impl ModelConfig {
             }
         }
         let int8 = self.weight_dtype == DType::I8;
-        if self.activation_scheme != int8 as u32 {
+        let scheme_ok = if int8 { matches!(self.activation_scheme, 1 | 2) } else { self.activation_scheme == 0 };
+        if !scheme_ok {
             return Err(Error::BadConfig {
                 field: "activation_scheme",
                 value: self.activation_scheme as u64,
-                detail: "must be 1 with int8 weights and 0 with float weights",
+                detail: "must be 1 or 2 with int8 weights and 0 with float weights",
             });
         }
         Ok(())

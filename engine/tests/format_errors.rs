@@ -194,6 +194,29 @@ fn config_disagreeing_with_tensors_is_caught() {
     assert!(matches!(load(&w.to_bytes()), Err(Error::BadConfig { field: "num_attention_heads", .. })));
 }
 
+/// int8 blobs take activation scheme 1 or 2, float blobs only 0.
+#[test]
+fn activation_scheme_must_match_the_weights() {
+    for (dtype, scheme, ok) in [
+        (DType::I8, 1, true),
+        (DType::I8, 2, true),
+        (DType::I8, 0, false),
+        (DType::I8, 3, false),
+        (DType::F32, 0, true),
+        (DType::F32, 2, false),
+    ] {
+        let mut w = writer(dtype);
+        w.config.activation_scheme = scheme;
+        match load(&w.to_bytes()) {
+            Ok(_) => assert!(ok, "{dtype:?} scheme {scheme} loaded"),
+            Err(e) => {
+                assert!(!ok, "{dtype:?} scheme {scheme}: {e}");
+                assert!(matches!(e, Error::BadConfig { field: "activation_scheme", .. }), "{e}");
+            }
+        }
+    }
+}
+
 #[test]
 fn out_of_bounds_and_misaligned_offsets() {
     let bytes = writer(DType::F32).to_bytes();

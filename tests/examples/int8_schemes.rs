@@ -10,6 +10,11 @@ use albert_quantize::pack::PackOptions;
 use albert_tests::{Fixture, fixture_names};
 use albert_tools::eval;
 
+/// `--act16 ffn_output`: int16 activations for the FFN output GEMM.
+fn ffn_output() -> Vec<String> {
+    vec!["ffn_output".to_string()]
+}
+
 fn main() -> anyhow::Result<()> {
     let plain = PackOptions::plain(DType::I8);
     let variants: Vec<(&str, PackOptions)> = vec![
@@ -21,7 +26,9 @@ fn main() -> anyhow::Result<()> {
         ("all-act16", PackOptions { act16: vec![String::new()], ..plain.clone() }),
         ("gptq", PackOptions { gptq: true, ..plain.clone() }),
         ("default-nearest", PackOptions { gptq: false, ..PackOptions::new(DType::I8) }),
-        ("default-act8", PackOptions { act16: Vec::new(), ..PackOptions::new(DType::I8) }),
+        ("midpoint-act8", PackOptions { zero_on_grid: false, ..PackOptions::new(DType::I8) }),
+        ("midpoint-act16", PackOptions { zero_on_grid: false, act16: ffn_output(), ..PackOptions::new(DType::I8) }),
+        ("default-act16", PackOptions { act16: ffn_output(), ..PackOptions::new(DType::I8) }),
         ("default", PackOptions::new(DType::I8)),
     ];
     // Optional second argument: the variants to run (comma separated names).

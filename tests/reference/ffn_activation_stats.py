@@ -3,8 +3,10 @@
 Runs transformers on the trained fixture's held-out cases, collects the input of
 `ffn_output` (the GELU outputs) at every application of the shared layer, and prints:
 the largest channels, how much a token's maximum falls when the top channels are left
-out (a cheaper split would need it to fall), and the FFN output's error when those
-activations are quantized per token to 8, 10, 12 and 16 bits (asymmetric, as the engine).
+out (a cheaper split would need it to fall), the FFN output's error when those
+activations are quantized per token to 8, 10, 12 and 16 bits (asymmetric, as the engine),
+and its per-token SQNR with the engine's grids: activation scheme 1 (centred on the
+midpoint) and scheme 2 (0 on the grid), at L = 127 and 32767 (`engine/FORMAT.md`).
 
     /work/venv/bin/python tests/reference/ffn_activation_stats.py
 
@@ -50,3 +52,22 @@ for bits in [8, 10, 12, 16]:
     err = np.abs(out - ref).max(1) / np.abs(ref).max(1)
     cos = (out * ref).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(ref, axis=1)
     print("bits", bits, "rel err max", err.max(), "median", np.median(err), "min cos", cos.min())
+
+# The engine's grids (FORMAT.md, "Activations"): scheme 1 centres each token on its range's
+# midpoint; scheme 2 moves the centre onto the grid so that 0 is a code. Most GELU outputs
+# sit a hair below 0, where the midpoint grid rounds them all the same way.
+Xd, Wd = X.astype(np.float64), W.astype(np.float64)
+refd = Xd @ Wd.T
+lo, hi = Xd.min(1, keepdims=True), Xd.max(1, keepdims=True)
+for L in [127, 32767]:
+    for name, on_grid in [("scheme 1 (midpoint)", False), ("scheme 2 (0 on the grid)", True)]:
+        if on_grid:
+            t = (hi - lo) / (2 * L - 1)
+            c = t * np.round((hi + lo) / 2 / t)
+        else:
+            t = (hi - lo) / (2 * L)
+            c = (hi + lo) / 2
+        q = np.clip(np.round((Xd - c) / t), -L, L) * t + c
+        e = q @ Wd.T - refd
+        sq = 10 * np.log10((refd ** 2).sum(1) / (e ** 2).sum(1))
+        print(f"L={L:5d} {name:26s} per-token SQNR median {np.median(sq):5.1f} dB, worst {sq.min():5.1f} dB")

@@ -336,12 +336,17 @@ fn quantize_rows(
     q8: &mut [i8],
     q16: &mut [i16],
 ) {
+    let grid = match (asym, lin.zero_on_grid) {
+        (false, _) => ops::Grid::Symmetric,
+        (true, false) => ops::Grid::Midpoint,
+        (true, true) => ops::Grid::ZeroExact,
+    };
     for (i, (t, c)) in qs.iter_mut().zip(qc.iter_mut()).enumerate() {
         let xr = &x[i * k..(i + 1) * k];
         (*t, *c) = if matches!(lin.w.m, Matrix::I8 { act16: true, .. }) {
-            ops::quantize_row(xr, lin.input_mul, asym, &mut q16[i * k..(i + 1) * k])
+            ops::quantize_row(xr, lin.input_mul, grid, &mut q16[i * k..(i + 1) * k])
         } else {
-            ops::quantize_row(xr, lin.input_mul, asym, &mut q8[i * k..(i + 1) * k])
+            ops::quantize_row(xr, lin.input_mul, grid, &mut q8[i * k..(i + 1) * k])
         };
     }
 }

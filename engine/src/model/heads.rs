@@ -93,6 +93,7 @@ impl Model<'_> {
             outliers: None,
             row_sum: mlm.decoder_row_sum,
             weight_sum: None,
+            zero_on_grid: false,
         };
         linear(&t[..e], 1, &decoder, out, &mut enc.work, self.par());
         enc.work.te = t;

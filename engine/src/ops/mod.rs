@@ -310,14 +310,46 @@ fn quantize8(v: f32x8, c: f32x8, inv: f32x8, max: f32x8) -> i32x8 {
     r.copysign(y).fast_round_int()
 }
 
+/// Where a row's quantization grid sits (`FORMAT.md`, "Activations").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grid {
+    /// `c = 0`, `t = max|x| / MAX`: linears without row sums.
+    Symmetric,
+    /// Centred on the midpoint of the row's range (`c = (max + min) / 2`, `t = (max − min) /
+    /// 2MAX`), which spends every level on the values the row has: half the step for
+    /// one-sided rows such as GELU outputs. Activation scheme 1.
+    Midpoint,
+    /// [`Grid::Midpoint`] with the centre moved onto the grid (`t = (max − min) / (2MAX − 1)`,
+    /// `c = t · round(mid / t)`) when the range holds 0, so that 0 is a code and quantizes
+    /// exactly. Activation scheme 2. GELU outputs are mostly values a hair below 0; off the
+    /// grid they all round the same way, and that shared error adds up in every output.
+    ZeroExact,
+}
+
+impl Grid {
+    /// `(t, c)` of a row whose range is `[lo, hi]`, before the degenerate-row check.
+    #[inline]
+    fn step_and_centre(self, lo: f32, hi: f32, max: f32) -> (f32, f32) {
+        match self {
+            Grid::Symmetric => (hi.max(-lo) / max, 0.0),
+            Grid::ZeroExact if lo <= 0.0 && hi >= 0.0 => {
+                // |mid / t| ≤ MAX − ½, so the centre's code is a small exact integer, and
+                // (hi − c) / t ≤ (MAX − ½) + ½: the range still fits.
+                let t = (hi - lo) / (2.0 * max - 1.0);
+                (t, t * libm::roundf(0.5 * (hi + lo) / t))
+            }
+            Grid::Midpoint | Grid::ZeroExact => ((hi - lo) / (2.0 * max), 0.5 * (hi + lo)),
+        }
+    }
+}
+
 /// Quantizes one activation row (`FORMAT.md`, "Quantization"): `x ⊙ mul` (`mul` optional,
-/// per channel) becomes `q` with `x ⊙ mul ≈ t · q + c`. Symmetric (`c = 0`, `t = max|x|/MAX`)
-/// or, with `centred`, around the midpoint of the row's range (`c = (max + min) / 2`,
-/// `t = (max − min) / 2MAX`), which spends every level on the values the row has: half the
-/// step for one-sided rows such as GELU outputs. Returns `(t, c)`.
-pub fn quantize_row<T: Quant>(x: &[f32], mul: Option<&[f32]>, centred: bool, q: &mut [T]) -> (f32, f32) {
+/// per channel) becomes `q` with `x ⊙ mul ≈ t · q + c`, the grid placed as `grid` says.
+/// Returns `(t, c)`.
+pub fn quantize_row<T: Quant>(x: &[f32], mul: Option<&[f32]>, grid: Grid, q: &mut [T]) -> (f32, f32) {
     let (lo, hi) = range(x, mul);
-    let (t, c) = if centred { ((hi - lo) / (2.0 * T::MAX), 0.5 * (hi + lo)) } else { (hi.max(-lo) / T::MAX, 0.0) };
+    let (t, c) = grid.step_and_centre(lo, hi, T::MAX);
+    let centred = grid != Grid::Symmetric;
     if !(t > 0.0 && t.is_finite() && c.is_finite()) {
         // All equal (or empty, or not finite): represent the row by its centre alone.
         q.iter_mut().for_each(|v| *v = T::from_f32(0.0));
@@ -487,7 +519,8 @@ mod tests {
     }
 
     /// The scalar `quantize_row` this file had before it used lanes: the oracle.
-    fn quantize_row_scalar<T: Quant>(x: &[f32], mul: Option<&[f32]>, centred: bool, q: &mut [T]) -> (f32, f32) {
+    fn quantize_row_scalar<T: Quant>(x: &[f32], mul: Option<&[f32]>, grid: Grid, q: &mut [T]) -> (f32, f32) {
+        let centred = grid != Grid::Symmetric;
         let m = |k: usize| mul.map_or(1.0, |m| m[k]);
         let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
         for (k, &v) in x.iter().enumerate() {
@@ -495,7 +528,14 @@ mod tests {
             lo = lo.min(v);
             hi = hi.max(v);
         }
-        let (t, c) = if centred { ((hi - lo) / (2.0 * T::MAX), 0.5 * (hi + lo)) } else { (hi.max(-lo) / T::MAX, 0.0) };
+        let (t, c) = match grid {
+            Grid::Symmetric => (hi.max(-lo) / T::MAX, 0.0),
+            Grid::ZeroExact if lo <= 0.0 && hi >= 0.0 => {
+                let t = (hi - lo) / (2.0 * T::MAX - 1.0);
+                (t, t * libm::roundf(0.5 * (hi + lo) / t))
+            }
+            _ => ((hi - lo) / (2.0 * T::MAX), 0.5 * (hi + lo)),
+        };
         if !(t > 0.0 && t.is_finite() && c.is_finite()) {
             q.iter_mut().for_each(|v| *v = T::from_f32(0.0));
             return (1.0, if centred && c.is_finite() { c } else { 0.0 });
@@ -531,13 +571,19 @@ mod tests {
                 x[len / 2] = f32::NAN;
             }
             let mul: Vec<f32> = (0..len).map(|_| 0.5 + (next() % 100) as f32 / 50.0).collect();
-            for (centred, m) in [(false, None), (true, None), (false, Some(&mul[..])), (true, Some(&mul[..]))] {
-                let (mut a, mut b) = (vec![0i8; len], vec![0i8; len]);
-                assert_eq!(quantize_row(&x, m, centred, &mut a), quantize_row_scalar(&x, m, centred, &mut b));
-                assert_eq!(a, b, "case {case} centred {centred}");
-                let (mut a, mut b) = (vec![0i16; len], vec![0i16; len]);
-                assert_eq!(quantize_row(&x, m, centred, &mut a), quantize_row_scalar(&x, m, centred, &mut b));
-                assert_eq!(a, b, "case {case} centred {centred} (i16)");
+            // One-sided rows too, so that ZeroExact takes both of its branches.
+            if case % 7 == 1 {
+                x.iter_mut().for_each(|v| *v = v.abs() + 0.25);
+            }
+            for grid in [Grid::Symmetric, Grid::Midpoint, Grid::ZeroExact] {
+                for m in [None, Some(&mul[..])] {
+                    let (mut a, mut b) = (vec![0i8; len], vec![0i8; len]);
+                    assert_eq!(quantize_row(&x, m, grid, &mut a), quantize_row_scalar(&x, m, grid, &mut b));
+                    assert_eq!(a, b, "case {case} {grid:?}");
+                    let (mut a, mut b) = (vec![0i16; len], vec![0i16; len]);
+                    assert_eq!(quantize_row(&x, m, grid, &mut a), quantize_row_scalar(&x, m, grid, &mut b));
+                    assert_eq!(a, b, "case {case} {grid:?} (i16)");
+                }
             }
         }
     }
@@ -665,30 +711,86 @@ mod tests {
     #[test]
     fn quantize_row_round_trips_within_half_a_step() {
         let x = [0.5, -1.27, 0.0, 1.0, -0.01];
-        for centred in [false, true] {
+        for grid in [Grid::Symmetric, Grid::Midpoint, Grid::ZeroExact] {
             let mut q = [0i8; 5];
-            let (t, c) = quantize_row(&x, None, centred, &mut q);
-            assert_eq!(q[1], -127);
+            let (t, c) = quantize_row(&x, None, grid, &mut q);
+            assert!(q[1] == -127 || (grid == Grid::ZeroExact && q[1] == -126), "{grid:?} {q:?}");
             for (a, &b) in x.iter().zip(&q) {
-                assert!((a - (t * b as f32 + c)).abs() <= t / 2.0 + 1e-6, "centred {centred}");
+                assert!((a - (t * b as f32 + c)).abs() <= t / 2.0 + 1e-6, "{grid:?}");
             }
         }
         let mut z = [5i8; 3];
-        assert_eq!(quantize_row(&[0.0; 3], None, false, &mut z), (1.0, 0.0));
+        assert_eq!(quantize_row(&[0.0; 3], None, Grid::Symmetric, &mut z), (1.0, 0.0));
         assert_eq!(z, [0; 3]);
-        assert_eq!(quantize_row(&[2.0; 3], None, true, &mut z), (1.0, 2.0));
+        assert_eq!(quantize_row(&[2.0; 3], None, Grid::Midpoint, &mut z), (1.0, 2.0));
+        assert_eq!(quantize_row(&[2.0; 3], None, Grid::ZeroExact, &mut z), (1.0, 2.0));
+    }
+
+    /// Activation scheme 2: wherever a row's range holds 0, 0 gets a code of its own
+    /// (`t·q + c` is exactly 0), every value stays within half a step, and the range fits
+    /// without clipping; a row that does not hold 0 keeps the midpoint rule.
+    #[test]
+    fn zero_on_grid_quantizes_zero_exactly() {
+        let mut s = 0x2545_f491_u32;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        };
+        for case in 0..2000 {
+            let len = 2 + case % 37;
+            // GELU-like rows (a bulk a hair below 0, a few large values) and plain ones.
+            let scale = [1e-3f32, 0.17, 1.0, 40.0, 3e4][case % 5];
+            let mut x: Vec<f32> = (0..len).map(|_| ((next() % 20001) as f32 / 10000.0 - 1.0) * scale).collect();
+            x[case % len] = 0.0;
+            if case % 3 == 0 {
+                x.iter_mut().for_each(|v| *v = -v.abs() * 1e-3);
+                x[(case + 1) % len] = scale * 7.0;
+            }
+            let (mut q, mut q16) = (vec![0i8; len], vec![0i16; len]);
+            for (t, c, codes) in [
+                {
+                    let (t, c) = quantize_row(&x, None, Grid::ZeroExact, &mut q);
+                    (t, c, q.iter().map(|&v| v as i32).collect::<Vec<_>>())
+                },
+                {
+                    let (t, c) = quantize_row(&x, None, Grid::ZeroExact, &mut q16);
+                    (t, c, q16.iter().map(|&v| v as i32).collect::<Vec<_>>())
+                },
+            ] {
+                for (&v, &p) in x.iter().zip(&codes) {
+                    let back = t * p as f32 + c;
+                    if v == 0.0 {
+                        assert_eq!(back, 0.0, "case {case}: 0 came back as {back} (t {t}, c {c})");
+                    }
+                    // Half a step, plus the f32 roundings of `t·p + c` itself.
+                    let slack = 2.0 * f32::EPSILON * (c.abs() + (t * p as f32).abs());
+                    assert!((v - back).abs() <= 0.5 * t * (1.0 + 1e-4) + slack, "case {case}: {v} -> {back}");
+                }
+            }
+        }
+        // Off zero: the midpoint rule's grid, unchanged.
+        let x = [1.0f32, 2.0, 3.5];
+        let (mut a, mut b) = ([0i8; 3], [0i8; 3]);
+        assert_eq!(quantize_row(&x, None, Grid::ZeroExact, &mut a), quantize_row(&x, None, Grid::Midpoint, &mut b));
+        assert_eq!(a, b);
+        // The midpoint rule puts 0 between two codes on a GELU-like row.
+        let (x, mut q) = ([-0.17f32, -1e-4, 0.0, 2.5], [0i8; 4]);
+        let (t, c) = quantize_row(&x, None, Grid::Midpoint, &mut q);
+        assert_ne!(t * q[2] as f32 + c, 0.0);
     }
 
     #[test]
     fn centred_quantization_halves_the_step_of_one_sided_rows() {
         let x: Vec<f32> = (0..100).map(|i| i as f32 / 99.0 - 0.1).collect();
         let mut q = vec![0i8; 100];
-        let (ts, _) = quantize_row(&x, None, false, &mut q);
-        let (tc, c) = quantize_row(&x, None, true, &mut q);
+        let (ts, _) = quantize_row(&x, None, Grid::Symmetric, &mut q);
+        let (tc, c) = quantize_row(&x, None, Grid::Midpoint, &mut q);
         assert!(tc < 0.6 * ts && (c - 0.4).abs() < 1e-6, "{tc} {ts} {c}");
         let mut q16 = vec![0i16; 100];
         let mul = vec![2.0; 100];
-        let (t16, _) = quantize_row(&x, Some(&mul), false, &mut q16);
+        let (t16, _) = quantize_row(&x, Some(&mul), Grid::Symmetric, &mut q16);
         assert!((t16 - 2.0 * 0.9 / 32767.0).abs() < 1e-9);
     }
 

@@ -27,6 +27,9 @@ pub struct PackOptions {
     pub mse_weights: bool,
     /// int8: quantize GEMM inputs centred on each token's midpoint (stores row sums).
     pub centred: bool,
+    /// int8, with `centred`: move each token's centre onto its grid so that 0 quantizes
+    /// exactly (activation scheme 2; without it, scheme 1).
+    pub zero_on_grid: bool,
     /// Linears (name suffixes such as `ffn_output`) whose weights stay f32 in an int8 blob.
     pub keep_f32: Vec<String>,
     /// Linears (name suffixes) whose int8 GEMM takes int16 activations.
@@ -44,17 +47,17 @@ pub struct PackOptions {
 
 impl PackOptions {
     /// The defaults `quantize` uses for `dtype`: for int8, outlier input channels split out
-    /// (calibrated on synthetic inputs), activations quantized centred per token (int16 for
-    /// the FFN output GEMM), weight scales chosen for least squared error and the encoder's
-    /// weights rounded with GPTQ (measurements in `FORMAT.md`).
+    /// (calibrated on synthetic inputs), activations quantized centred per token with 0 on
+    /// the grid, weight scales chosen for least squared error and the encoder's weights
+    /// rounded with GPTQ (measurements in `FORMAT.md`).
     pub fn new(dtype: DType) -> Self {
         let int8 = dtype == DType::I8;
         PackOptions {
             outlier_threshold: int8.then_some(DEFAULT_OUTLIER_THRESHOLD),
             centred: int8,
+            zero_on_grid: int8,
             mse_weights: int8,
             gptq: int8,
-            act16: if int8 { DEFAULT_ACT16.iter().map(|s| s.to_string()).collect() } else { Vec::new() },
             ..Self::plain(dtype)
         }
     }
@@ -69,6 +72,7 @@ impl PackOptions {
             absmax: None,
             mse_weights: false,
             centred: false,
+            zero_on_grid: false,
             keep_f32: Vec::new(),
             act16: Vec::new(),
             tokenizer: None,
@@ -78,10 +82,6 @@ impl PackOptions {
         }
     }
 }
-
-/// Linears whose GEMM takes int16 activations by default: the FFN output, whose input (a
-/// GELU output) carries the error a trained model amplifies most (`FORMAT.md`).
-pub const DEFAULT_ACT16: &[&str] = &["ffn_output"];
 
 /// `quantize`'s default outlier threshold (see `FORMAT.md`).
 pub const DEFAULT_OUTLIER_THRESHOLD: f32 = 6.0;
@@ -334,7 +334,11 @@ pub fn pack_with_progress(
     };
     let mut config = ck.config;
     config.weight_dtype = dtype;
-    config.activation_scheme = (dtype == DType::I8) as u32;
+    config.activation_scheme = match (dtype == DType::I8, opts.centred && opts.zero_on_grid) {
+        (false, _) => 0,
+        (true, false) => 1,
+        (true, true) => 2,
+    };
     let mut w = BlobWriter::new(config);
     w.labels = ck.labels.clone();
     w.tokenizer = opts.tokenizer.clone();
