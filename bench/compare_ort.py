@@ -9,7 +9,9 @@ The model is the albert-base-v2-shaped `outlier_base` checkpoint (768 hidden, 12
   2. exports its encoder (transformers' AlbertModel, eager attention) to ONNX (TorchScript
      exporter, opset 17, dynamic batch and sequence axes; output last_hidden_state),
   3. runs ORT's pre-processing (quant_pre_process, skip_symbolic_shape=True: the symbolic
-     shape inference fails on this graph) and quantize_dynamic (QInt8 weights, per-channel),
+     shape inference fails on this graph) and quantize_dynamic (QInt8 weights, per-channel;
+     `--ort-reduce-range`: 7-bit weights, which ORT recommends on x86 without VNNI, where
+     its u8 x s8 kernels' int16 pair sums saturate),
      and prints how many MatMulInteger nodes the int8 graph has (without pre-processing the
      shared weights of iterations 2..12 would stay fp32),
   4. for each sequence length, times ORT (intra_op_num_threads=1, sequential) and then
@@ -92,12 +94,12 @@ def export_onnx(ckpt: Path, path: Path) -> None:
                           output_names=["last_hidden_state"], dynamic_axes=dyn, do_constant_folding=True)
 
 
-def quantize_onnx(fp32: Path, pre: Path, int8: Path) -> int:
+def quantize_onnx(fp32: Path, pre: Path, int8: Path, reduce_range: bool) -> int:
     import onnx
     from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
 
     quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-    quantize_dynamic(str(pre), str(int8), weight_type=QuantType.QInt8, per_channel=True)
+    quantize_dynamic(str(pre), str(int8), weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduce_range)
     return sum(1 for n in onnx.load(str(int8)).graph.node if n.op_type == "MatMulInteger")
 
 
@@ -171,6 +173,9 @@ def main() -> int:
     ap.add_argument("--max-position", type=int, default=128,
                     help="positions of the written checkpoint (512 allows --seqs up to 512)")
     ap.add_argument("--target-dir", type=Path, default=Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")))
+    ap.add_argument("--ort-reduce-range", action="store_true",
+                    help="quantize_dynamic(reduce_range=True): 7-bit weights, ORT's remedy for the u8 x s8 "
+                         "saturation of its kernels on x86 without VNNI")
     ap.add_argument("--quantize-arg", action="append", default=[],
                     help="one more word for quantize's command line (repeat: --quantize-arg=--act16 "
                          "--quantize-arg=none)")
@@ -198,10 +203,11 @@ def main() -> int:
         ap.error(f"the checkpoint has {positions} positions (--max-position)")
 
     fp32, pre, int8 = work / "encoder.onnx", work / "encoder.pre.onnx", work / "encoder.int8.onnx"
-    print("exporting to ONNX and quantizing (quant_pre_process + quantize_dynamic per-channel) ...", flush=True)
+    rr = ", reduce_range" if args.ort_reduce_range else ""
+    print(f"exporting to ONNX and quantizing (quant_pre_process + quantize_dynamic per-channel{rr}) ...", flush=True)
     if not fp32.exists():
         export_onnx(ckpt, fp32)
-    n_mmi = quantize_onnx(fp32, pre, int8)
+    n_mmi = quantize_onnx(fp32, pre, int8, args.ort_reduce_range)
     print(f"MatMulInteger nodes in the int8 graph: {n_mmi} (12 iterations x 6 linears + mapping_in = 73 expected)")
 
     import onnxruntime
@@ -236,7 +242,8 @@ def main() -> int:
         accuracy.append(dict(seq=seq, ort_cos_mean=o_mean, ort_cos_min=o_min, albert_cos_mean=a_mean,
                              albert_cos_min=a_min))
         print(f"{seq:>5} {o_mean:>14.6f} {o_min:>8.4f} {a_mean:>12.6f} {a_min:>8.4f}", flush=True)
-    print(json.dumps({"matmul_integer_nodes": n_mmi, "quantize_args": args.quantize_arg, "rows": rows,
+    print(json.dumps({"matmul_integer_nodes": n_mmi, "quantize_args": args.quantize_arg,
+                      "ort_reduce_range": args.ort_reduce_range, "rows": rows,
                       "accuracy": accuracy}))
     return 0
 
