@@ -136,6 +136,10 @@ fn edge_shapes_every_kernel() {
         (17, 5, 3072),
         (3, 2, 127),
         (6, 6, 129),
+        // Around the `avx2` kernel's i16 activation panel (4096 values): full, and one
+        // past it (the tile that extends the activations at every step).
+        (6, 7, 4096),
+        (5, 7, 4097),
     ];
     // Under Miri, which interprets every multiply-add, without the three base-sized ones.
     let shapes: Vec<_> = shapes.into_iter().filter(|&(m, n, k)| !cfg!(miri) || m * n * k < 100_000).collect();

@@ -373,18 +373,25 @@ pub(crate) fn float_avx512() -> bool {
     *ON.get_or_init(|| selected().is_ok_and(|k| k.name() == "vnni"))
 }
 
-/// Runs `f` compiled for AVX-512 when [`float_avx512`] holds, else as built: for plain
-/// element-wise loops (dequantization, bias, outlier channels), which LLVM then
-/// vectorises 16 lanes wide instead of the default build's 4 (SSE2). Rust never
-/// reassociates or contracts float operations, so the bits are the same either way.
-/// Everything `f` calls must be `#[inline(always)]` to be compiled inside.
+/// Runs `f` compiled for AVX-512 when [`float_avx512`] holds, else for AVX2 where the CPU
+/// has it, else as built: for plain element-wise loops (dequantization, bias, outlier
+/// channels), which LLVM then vectorises 16 or 8 lanes wide instead of the default
+/// build's 4 (SSE2). Rust never reassociates or contracts float operations (and FMA is
+/// not enabled), so the bits are the same either way. Everything `f` calls must be
+/// `#[inline(always)]` to be compiled inside.
 #[inline(always)]
 pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if float_avx512() {
-        // SAFETY: `float_avx512` holds only where the `vnni` kernel runs: AVX-512F, BW, DQ
-        // and VL are present (`x86::has_vnni`).
-        return unsafe { x86::in_avx512(f) };
+    {
+        if float_avx512() {
+            // SAFETY: `float_avx512` holds only where the `vnni` kernel runs: AVX-512F, BW,
+            // DQ and VL are present (`x86::has_vnni`).
+            return unsafe { x86::in_avx512(f) };
+        }
+        if x86::has_avx2() {
+            // SAFETY: AVX2 is present (detected at run time).
+            return unsafe { x86::in_avx2(f) };
+        }
     }
     f()
 }

@@ -120,15 +120,175 @@ unsafe fn tile_avx2<const R: usize, const C: usize>(
     }
 }
 
+/// [`tile_avx2`] on activation rows already sign-extended to i16 (`a16`, a [`PANEL16_K`]
+/// panel): per step of 16 K values, 3 weight extensions and 12 `vpmaddwd` reading the
+/// activations from memory, where `tile_avx2` also extends 4 activation vectors.
+///
+/// # Safety
+/// AVX2 present; each `a16` pointer valid for `k` i16 values, each `b` pointer for `k` bytes.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn tile_avx2_a16<const R: usize, const C: usize>(
+    k: usize,
+    a16: [*const i16; R],
+    b: [*const i8; C],
+) -> [[i32; C]; R] {
+    // SAFETY: loads stay inside `[p, p + 16)` with `p + 16 ≤ k`; AVX2 per the contract.
+    unsafe {
+        let mut acc = [[_mm256_setzero_si256(); C]; R];
+        let mut p = 0;
+        if R == 4 && C == 3 {
+            // The full tile in assembly: 12 accumulators, one weight vector and one product
+            // (14 ymm), the activations read by `vpmaddwd` from the panel. Written with
+            // intrinsics, LLVM kept all four activation vectors in registers as well (18
+            // ymm) and spilled two accumulators every step; `tile_avx2` spilled one and
+            // recomputed a weight pointer (9 scalar instructions) every step.
+            let mut x = [_mm256_setzero_si256(); 12];
+            while p + 16 <= k {
+                // SAFETY: reads 16 bytes at `b[j] + p` and 32 at `a16[i] + 2p`, inside the
+                // rows (p + 16 ≤ k); registers only otherwise.
+                core::arch::asm!(
+                    "vpmovsxbw {w}, xmmword ptr [{b0} + {p}]",
+                    "vpmaddwd {t}, {w}, ymmword ptr [{a0} + 2*{p}]",
+                    "vpaddd {x0}, {x0}, {t}",
+                    "vpmaddwd {t}, {w}, ymmword ptr [{a1} + 2*{p}]",
+                    "vpaddd {x3}, {x3}, {t}",
+                    "vpmaddwd {t}, {w}, ymmword ptr [{a2} + 2*{p}]",
+                    "vpaddd {x6}, {x6}, {t}",
+                    "vpmaddwd {t}, {w}, ymmword ptr [{a3} + 2*{p}]",
+                    "vpaddd {x9}, {x9}, {t}",
+                    "vpmovsxbw {w}, xmmword ptr [{b1} + {p}]",
+                    "vpmaddwd {t}, {w}, ymmword ptr [{a0} + 2*{p}]",
+                    "vpaddd {x1}, {x1}, {t}",
+                    "vpmaddwd {t}, {w}, ymmword ptr [{a1} + 2*{p}]",
+                    "vpaddd {x4}, {x4}, {t}",
+                    "vpmaddwd {t}, {w}, ymmword ptr [{a2} + 2*{p}]",
+                    "vpaddd {x7}, {x7}, {t}",
+                    "vpmaddwd {t}, {w}, ymmword ptr [{a3} + 2*{p}]",
+                    "vpaddd {x10}, {x10}, {t}",
+                    "vpmovsxbw {w}, xmmword ptr [{b2} + {p}]",
+                    "vpmaddwd {t}, {w}, ymmword ptr [{a0} + 2*{p}]",
+                    "vpaddd {x2}, {x2}, {t}",
+                    "vpmaddwd {t}, {w}, ymmword ptr [{a1} + 2*{p}]",
+                    "vpaddd {x5}, {x5}, {t}",
+                    "vpmaddwd {t}, {w}, ymmword ptr [{a2} + 2*{p}]",
+                    "vpaddd {x8}, {x8}, {t}",
+                    "vpmaddwd {t}, {w}, ymmword ptr [{a3} + 2*{p}]",
+                    "vpaddd {x11}, {x11}, {t}",
+                    b0 = in(reg) b[0], b1 = in(reg) b[1 % C], b2 = in(reg) b[2 % C],
+                    a0 = in(reg) a16[0], a1 = in(reg) a16[1 % R], a2 = in(reg) a16[2 % R], a3 = in(reg) a16[3 % R],
+                    p = in(reg) p,
+                    w = out(ymm_reg) _, t = out(ymm_reg) _,
+                    x0 = inout(ymm_reg) x[0], x1 = inout(ymm_reg) x[1], x2 = inout(ymm_reg) x[2],
+                    x3 = inout(ymm_reg) x[3], x4 = inout(ymm_reg) x[4], x5 = inout(ymm_reg) x[5],
+                    x6 = inout(ymm_reg) x[6], x7 = inout(ymm_reg) x[7], x8 = inout(ymm_reg) x[8],
+                    x9 = inout(ymm_reg) x[9], x10 = inout(ymm_reg) x[10], x11 = inout(ymm_reg) x[11],
+                    options(nostack, preserves_flags, readonly),
+                );
+                p += 16;
+            }
+            for i in 0..R {
+                for j in 0..C {
+                    acc[i][j] = x[(i * 3 + j) % 12];
+                }
+            }
+        }
+        while p + 16 <= k {
+            for j in 0..C {
+                let bv = _mm256_cvtepi8_epi16(_mm_loadu_si128(b[j].add(p).cast()));
+                for i in 0..R {
+                    let av = _mm256_loadu_si256(a16[i].add(p).cast());
+                    acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(av, bv));
+                }
+            }
+            p += 16;
+        }
+        let mut out = [[0i32; C]; R];
+        for i in 0..R {
+            reduce_row_256(&acc[i], &mut out[i]);
+            for q in p..k {
+                for j in 0..C {
+                    out[i][j] += *a16[i].add(q) as i32 * *b[j].add(q) as i32;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Longest K the AVX2 kernel's i16 activation panel (4 rows, 32 KiB of stack) holds;
+/// longer rows take [`tile_avx2`], which extends the activations at every step.
+const PANEL16_K: usize = 4096;
+
 /// The AVX2 kernel (`avx2`), tiles of 4 rows × 3 columns (1..=3 rows at the bottom edge).
+/// Each row tile is sign-extended to i16 once per column block, into a stack panel, and
+/// every column tile of the block reads it from there ([`tile_avx2_a16`]); the blocking is
+/// `drive!`'s.
 ///
 /// # Safety
 /// AVX2 present; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n` elements.
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn avx2_gemm_i8_i32_4x3(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
-    // SAFETY: the driver only forms pointers to rows < m of `a`, < n of `b`, and stores
-    // to `c[i·n + j]` with i < m, j < n; AVX2 per the contract.
-    unsafe { drive!(tile_avx2, [1, 2, 3, 4], 3, m, n, k, a, b, c) }
+    if k > PANEL16_K {
+        // SAFETY: the driver only forms pointers to rows < m of `a`, < n of `b`, and
+        // stores to `c[i·n + j]` with i < m, j < n; AVX2 per the contract.
+        unsafe { drive!(tile_avx2, [1, 2, 3, 4], 3, m, n, k, a, b, c) };
+        return;
+    }
+    let mut panel = core::mem::MaybeUninit::<[i16; 4 * PANEL16_K]>::uninit();
+    let pp = panel.as_mut_ptr().cast::<i16>();
+    let nb = super::col_block(k, 3);
+    let mut j0 = 0;
+    while j0 < n {
+        let j1 = (j0 + nb).min(n);
+        let mut i = 0;
+        while i < m {
+            let rows = (m - i).min(4);
+            // SAFETY: rows i..i + rows < m of `a` are read (k bytes each) and written to
+            // panel rows 0..rows (k ≤ PANEL16_K values each); a tile reads only those.
+            unsafe {
+                for t in 0..rows {
+                    let (src, dst) = (a.add((i + t) * k), pp.add(t * k));
+                    let mut q = 0;
+                    while q + 16 <= k {
+                        let v = _mm256_cvtepi8_epi16(_mm_loadu_si128(src.add(q).cast()));
+                        _mm256_storeu_si256(dst.add(q).cast(), v);
+                        q += 16;
+                    }
+                    for q in q..k {
+                        *dst.add(q) = *src.add(q) as i16;
+                    }
+                }
+            }
+            macro_rules! row_tile {
+                ($r:literal) => {{
+                    let ap: [*const i16; $r] = core::array::from_fn(|t| pp.add(t * k).cast_const());
+                    let mut j = j0;
+                    while j < j1 {
+                        let cols = (j1 - j).min(3);
+                        let bp: [*const i8; 3] = core::array::from_fn(|t| b.add((j + t.min(cols - 1)) * k));
+                        let out: [[i32; 3]; $r] = tile_avx2_a16::<$r, 3>(k, ap, bp);
+                        for (t, row) in out.iter().enumerate() {
+                            super::store_cols!(row, c.add((i + t) * n + j), cols, 3);
+                        }
+                        j += 3;
+                    }
+                }};
+            }
+            // SAFETY: panel rows 0..rows were written above; weight rows < n and output
+            // elements (i + t, j + u) with t < rows, u < cols are in bounds.
+            unsafe {
+                match rows {
+                    4 => row_tile!(4),
+                    3 => row_tile!(3),
+                    2 => row_tile!(2),
+                    _ => row_tile!(1),
+                }
+            }
+            i += rows;
+        }
+        j0 = j1;
+    }
 }
 
 /// AVX-512 VNNI tile: 64 K values per step. `vpdpbusd` multiplies unsigned by signed
@@ -1557,5 +1717,14 @@ unsafe fn transpose_16x16(r: [__m512i; 16]) -> [__m512i; 16] {
 /// AVX-512F, BW, DQ and VL present.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl")]
 pub(crate) unsafe fn in_avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// [`in_avx512`] for CPUs with AVX2 only (no FMA: the bits stay those of the default build).
+///
+/// # Safety
+/// AVX2 present.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn in_avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
