@@ -78,8 +78,9 @@ unsafe fn reduce_row_256<const C: usize>(acc: &[__m256i; C], out: &mut [i32; C])
 /// AVX2 tile: 16 K values per step, both sides sign-extended to i16 by `vpmovsxbw` from
 /// memory, `vpmaddwd` into i32 (exact: two products of at most 128² each).
 ///
-/// Registers: R·C accumulators + C weight vectors (4×3: 12 + 3 of 16 ymm; the activation
-/// vector is re-loaded per row).
+/// Registers: R·C accumulators + C weight vectors + an activation vector + a product (at
+/// 4×3, 17 of the 16 ymm: the full tiles of K ≤ [`PANEL16_K`] take
+/// [`tile_avx2_4x3_a16`] instead).
 ///
 /// # Safety
 /// AVX2 present; each pointer valid for `k` bytes.
@@ -107,12 +108,31 @@ unsafe fn tile_avx2<const R: usize, const C: usize>(
             }
             p += 16;
         }
+        finish_tile(&acc, p, k, a, b)
+    }
+}
+
+/// The end of an AVX2 dot-product tile: each accumulator's lanes summed, plus the scalar
+/// products of the K values `p..k` the vector steps left (activations `a` of type `T`).
+///
+/// # Safety
+/// AVX2 context (inlined into it); each pointer valid for `k` elements.
+#[inline(always)]
+unsafe fn finish_tile<const R: usize, const C: usize, T: Copy + Into<i32>>(
+    acc: &[[__m256i; C]; R],
+    p: usize,
+    k: usize,
+    a: [*const T; R],
+    b: [*const i8; C],
+) -> [[i32; C]; R] {
+    // SAFETY: reads `q < k` of each row; AVX2 per the contract.
+    unsafe {
         let mut out = [[0i32; C]; R];
         for i in 0..R {
             reduce_row_256(&acc[i], &mut out[i]);
             for q in p..k {
                 for j in 0..C {
-                    out[i][j] += *a[i].add(q) as i32 * *b[j].add(q) as i32;
+                    out[i][j] += (*a[i].add(q)).into() * *b[j].add(q) as i32;
                 }
             }
         }
@@ -120,110 +140,79 @@ unsafe fn tile_avx2<const R: usize, const C: usize>(
     }
 }
 
-/// [`tile_avx2`] on activation rows already sign-extended to i16 (`a16`, a [`PANEL16_K`]
-/// panel): per step of 16 K values, 3 weight extensions and 12 `vpmaddwd` reading the
-/// activations from memory, where `tile_avx2` also extends 4 activation vectors.
+/// The AVX2 kernel's 4×3 tile on activation rows already sign-extended to i16 (`a16`, in a
+/// [`PANEL16_K`] panel), the 16-K step in assembly: 12 accumulators, one weight vector and
+/// one product (14 ymm), `vpmaddwd` reading the activations from the panel. With
+/// intrinsics, [`tile_avx2`] needs 17 ymm at 4×3: LLVM spilled an accumulator and
+/// recomputed a weight pointer (9 scalar instructions) every step; the same loop over the
+/// panel kept all four activation vectors in registers and spilled two accumulators.
 ///
 /// # Safety
 /// AVX2 present; each `a16` pointer valid for `k` i16 values, each `b` pointer for `k` bytes.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn tile_avx2_a16<const R: usize, const C: usize>(
-    k: usize,
-    a16: [*const i16; R],
-    b: [*const i8; C],
-) -> [[i32; C]; R] {
-    // SAFETY: loads stay inside `[p, p + 16)` with `p + 16 ≤ k`; AVX2 per the contract.
-    unsafe {
-        let mut acc = [[_mm256_setzero_si256(); C]; R];
-        let mut p = 0;
-        if R == 4 && C == 3 {
-            // The full tile in assembly: 12 accumulators, one weight vector and one product
-            // (14 ymm), the activations read by `vpmaddwd` from the panel. Written with
-            // intrinsics, LLVM kept all four activation vectors in registers as well (18
-            // ymm) and spilled two accumulators every step; `tile_avx2` spilled one and
-            // recomputed a weight pointer (9 scalar instructions) every step.
-            let mut x = [_mm256_setzero_si256(); 12];
-            while p + 16 <= k {
-                // SAFETY: reads 16 bytes at `b[j] + p` and 32 at `a16[i] + 2p`, inside the
-                // rows (p + 16 ≤ k); registers only otherwise.
-                core::arch::asm!(
-                    "vpmovsxbw {w}, xmmword ptr [{b0} + {p}]",
-                    "vpmaddwd {t}, {w}, ymmword ptr [{a0} + 2*{p}]",
-                    "vpaddd {x0}, {x0}, {t}",
-                    "vpmaddwd {t}, {w}, ymmword ptr [{a1} + 2*{p}]",
-                    "vpaddd {x3}, {x3}, {t}",
-                    "vpmaddwd {t}, {w}, ymmword ptr [{a2} + 2*{p}]",
-                    "vpaddd {x6}, {x6}, {t}",
-                    "vpmaddwd {t}, {w}, ymmword ptr [{a3} + 2*{p}]",
-                    "vpaddd {x9}, {x9}, {t}",
-                    "vpmovsxbw {w}, xmmword ptr [{b1} + {p}]",
-                    "vpmaddwd {t}, {w}, ymmword ptr [{a0} + 2*{p}]",
-                    "vpaddd {x1}, {x1}, {t}",
-                    "vpmaddwd {t}, {w}, ymmword ptr [{a1} + 2*{p}]",
-                    "vpaddd {x4}, {x4}, {t}",
-                    "vpmaddwd {t}, {w}, ymmword ptr [{a2} + 2*{p}]",
-                    "vpaddd {x7}, {x7}, {t}",
-                    "vpmaddwd {t}, {w}, ymmword ptr [{a3} + 2*{p}]",
-                    "vpaddd {x10}, {x10}, {t}",
-                    "vpmovsxbw {w}, xmmword ptr [{b2} + {p}]",
-                    "vpmaddwd {t}, {w}, ymmword ptr [{a0} + 2*{p}]",
-                    "vpaddd {x2}, {x2}, {t}",
-                    "vpmaddwd {t}, {w}, ymmword ptr [{a1} + 2*{p}]",
-                    "vpaddd {x5}, {x5}, {t}",
-                    "vpmaddwd {t}, {w}, ymmword ptr [{a2} + 2*{p}]",
-                    "vpaddd {x8}, {x8}, {t}",
-                    "vpmaddwd {t}, {w}, ymmword ptr [{a3} + 2*{p}]",
-                    "vpaddd {x11}, {x11}, {t}",
-                    b0 = in(reg) b[0], b1 = in(reg) b[1 % C], b2 = in(reg) b[2 % C],
-                    a0 = in(reg) a16[0], a1 = in(reg) a16[1 % R], a2 = in(reg) a16[2 % R], a3 = in(reg) a16[3 % R],
-                    p = in(reg) p,
-                    w = out(ymm_reg) _, t = out(ymm_reg) _,
-                    x0 = inout(ymm_reg) x[0], x1 = inout(ymm_reg) x[1], x2 = inout(ymm_reg) x[2],
-                    x3 = inout(ymm_reg) x[3], x4 = inout(ymm_reg) x[4], x5 = inout(ymm_reg) x[5],
-                    x6 = inout(ymm_reg) x[6], x7 = inout(ymm_reg) x[7], x8 = inout(ymm_reg) x[8],
-                    x9 = inout(ymm_reg) x[9], x10 = inout(ymm_reg) x[10], x11 = inout(ymm_reg) x[11],
-                    options(nostack, preserves_flags, readonly),
-                );
-                p += 16;
-            }
-            for i in 0..R {
-                for j in 0..C {
-                    acc[i][j] = x[(i * 3 + j) % 12];
-                }
-            }
+unsafe fn tile_avx2_4x3_a16(k: usize, a16: [*const i16; 4], b: [*const i8; 3]) -> [[i32; 3]; 4] {
+    let mut x = [_mm256_setzero_si256(); 12];
+    let mut p = 0;
+    while p + 16 <= k {
+        // SAFETY: reads 16 bytes at `b[j] + p` and 32 at `a16[i] + 2p`, inside the rows
+        // (p + 16 ≤ k); registers only otherwise.
+        unsafe {
+            core::arch::asm!(
+                "vpmovsxbw {w}, xmmword ptr [{b0} + {p}]",
+                "vpmaddwd {t}, {w}, ymmword ptr [{a0} + 2*{p}]",
+                "vpaddd {x0}, {x0}, {t}",
+                "vpmaddwd {t}, {w}, ymmword ptr [{a1} + 2*{p}]",
+                "vpaddd {x3}, {x3}, {t}",
+                "vpmaddwd {t}, {w}, ymmword ptr [{a2} + 2*{p}]",
+                "vpaddd {x6}, {x6}, {t}",
+                "vpmaddwd {t}, {w}, ymmword ptr [{a3} + 2*{p}]",
+                "vpaddd {x9}, {x9}, {t}",
+                "vpmovsxbw {w}, xmmword ptr [{b1} + {p}]",
+                "vpmaddwd {t}, {w}, ymmword ptr [{a0} + 2*{p}]",
+                "vpaddd {x1}, {x1}, {t}",
+                "vpmaddwd {t}, {w}, ymmword ptr [{a1} + 2*{p}]",
+                "vpaddd {x4}, {x4}, {t}",
+                "vpmaddwd {t}, {w}, ymmword ptr [{a2} + 2*{p}]",
+                "vpaddd {x7}, {x7}, {t}",
+                "vpmaddwd {t}, {w}, ymmword ptr [{a3} + 2*{p}]",
+                "vpaddd {x10}, {x10}, {t}",
+                "vpmovsxbw {w}, xmmword ptr [{b2} + {p}]",
+                "vpmaddwd {t}, {w}, ymmword ptr [{a0} + 2*{p}]",
+                "vpaddd {x2}, {x2}, {t}",
+                "vpmaddwd {t}, {w}, ymmword ptr [{a1} + 2*{p}]",
+                "vpaddd {x5}, {x5}, {t}",
+                "vpmaddwd {t}, {w}, ymmword ptr [{a2} + 2*{p}]",
+                "vpaddd {x8}, {x8}, {t}",
+                "vpmaddwd {t}, {w}, ymmword ptr [{a3} + 2*{p}]",
+                "vpaddd {x11}, {x11}, {t}",
+                b0 = in(reg) b[0], b1 = in(reg) b[1], b2 = in(reg) b[2],
+                a0 = in(reg) a16[0], a1 = in(reg) a16[1], a2 = in(reg) a16[2], a3 = in(reg) a16[3],
+                p = in(reg) p,
+                w = out(ymm_reg) _, t = out(ymm_reg) _,
+                x0 = inout(ymm_reg) x[0], x1 = inout(ymm_reg) x[1], x2 = inout(ymm_reg) x[2],
+                x3 = inout(ymm_reg) x[3], x4 = inout(ymm_reg) x[4], x5 = inout(ymm_reg) x[5],
+                x6 = inout(ymm_reg) x[6], x7 = inout(ymm_reg) x[7], x8 = inout(ymm_reg) x[8],
+                x9 = inout(ymm_reg) x[9], x10 = inout(ymm_reg) x[10], x11 = inout(ymm_reg) x[11],
+                options(nostack, preserves_flags, readonly),
+            );
         }
-        while p + 16 <= k {
-            for j in 0..C {
-                let bv = _mm256_cvtepi8_epi16(_mm_loadu_si128(b[j].add(p).cast()));
-                for i in 0..R {
-                    let av = _mm256_loadu_si256(a16[i].add(p).cast());
-                    acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(av, bv));
-                }
-            }
-            p += 16;
-        }
-        let mut out = [[0i32; C]; R];
-        for i in 0..R {
-            reduce_row_256(&acc[i], &mut out[i]);
-            for q in p..k {
-                for j in 0..C {
-                    out[i][j] += *a16[i].add(q) as i32 * *b[j].add(q) as i32;
-                }
-            }
-        }
-        out
+        p += 16;
     }
+    // x[3i + j]: activation row i, weight row j.
+    let acc: [[__m256i; 3]; 4] = core::array::from_fn(|i| core::array::from_fn(|j| x[3 * i + j]));
+    // SAFETY: the pointers as above; AVX2 per the contract.
+    unsafe { finish_tile(&acc, p, k, a16, b) }
 }
 
 /// Longest K the AVX2 kernel's i16 activation panel (4 rows, 32 KiB of stack) holds;
-/// longer rows take [`tile_avx2`], which extends the activations at every step.
+/// longer rows take [`tile_avx2`] throughout, which extends the activations at every step.
 const PANEL16_K: usize = 4096;
 
 /// The AVX2 kernel (`avx2`), tiles of 4 rows × 3 columns (1..=3 rows at the bottom edge).
-/// Each row tile is sign-extended to i16 once per column block, into a stack panel, and
-/// every column tile of the block reads it from there ([`tile_avx2_a16`]); the blocking is
-/// `drive!`'s.
+/// Each full row tile is sign-extended to i16 once per column block, into a stack panel,
+/// and every column tile of the block reads it from there ([`tile_avx2_4x3_a16`]); the
+/// bottom rows take [`tile_avx2`]. The blocking is `drive!`'s.
 ///
 /// # Safety
 /// AVX2 present; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n` elements.
@@ -244,30 +233,13 @@ pub(super) unsafe fn avx2_gemm_i8_i32_4x3(m: usize, n: usize, k: usize, a: *cons
         let mut i = 0;
         while i < m {
             let rows = (m - i).min(4);
-            // SAFETY: rows i..i + rows < m of `a` are read (k bytes each) and written to
-            // panel rows 0..rows (k ≤ PANEL16_K values each); a tile reads only those.
-            unsafe {
-                for t in 0..rows {
-                    let (src, dst) = (a.add((i + t) * k), pp.add(t * k));
-                    let mut q = 0;
-                    while q + 16 <= k {
-                        let v = _mm256_cvtepi8_epi16(_mm_loadu_si128(src.add(q).cast()));
-                        _mm256_storeu_si256(dst.add(q).cast(), v);
-                        q += 16;
-                    }
-                    for q in q..k {
-                        *dst.add(q) = *src.add(q) as i16;
-                    }
-                }
-            }
             macro_rules! row_tile {
-                ($r:literal) => {{
-                    let ap: [*const i16; $r] = core::array::from_fn(|t| pp.add(t * k).cast_const());
+                ($r:literal, $tile:expr, $ap:expr) => {{
                     let mut j = j0;
                     while j < j1 {
                         let cols = (j1 - j).min(3);
                         let bp: [*const i8; 3] = core::array::from_fn(|t| b.add((j + t.min(cols - 1)) * k));
-                        let out: [[i32; 3]; $r] = tile_avx2_a16::<$r, 3>(k, ap, bp);
+                        let out: [[i32; 3]; $r] = $tile(k, $ap, bp);
                         for (t, row) in out.iter().enumerate() {
                             super::store_cols!(row, c.add((i + t) * n + j), cols, 3);
                         }
@@ -275,14 +247,39 @@ pub(super) unsafe fn avx2_gemm_i8_i32_4x3(m: usize, n: usize, k: usize, a: *cons
                     }
                 }};
             }
-            // SAFETY: panel rows 0..rows were written above; weight rows < n and output
-            // elements (i + t, j + u) with t < rows, u < cols are in bounds.
+            // SAFETY: rows i..i + rows < m of `a` are read (k bytes each); a full row tile
+            // is written to panel rows 0..4 (k ≤ PANEL16_K values each), which its tiles
+            // read; weight rows < n and output elements (i + t, j + u) with t < rows,
+            // u < cols are in bounds.
             unsafe {
-                match rows {
-                    4 => row_tile!(4),
-                    3 => row_tile!(3),
-                    2 => row_tile!(2),
-                    _ => row_tile!(1),
+                if rows == 4 {
+                    for t in 0..4 {
+                        let (src, dst) = (a.add((i + t) * k), pp.add(t * k));
+                        let mut q = 0;
+                        while q + 16 <= k {
+                            let v = _mm256_cvtepi8_epi16(_mm_loadu_si128(src.add(q).cast()));
+                            _mm256_storeu_si256(dst.add(q).cast(), v);
+                            q += 16;
+                        }
+                        for q in q..k {
+                            *dst.add(q) = *src.add(q) as i16;
+                        }
+                    }
+                    let ap: [*const i16; 4] = core::array::from_fn(|t| pp.add(t * k).cast_const());
+                    row_tile!(4, tile_avx2_4x3_a16, ap);
+                } else {
+                    // The bottom 1-3 rows: the plain tile on the i8 rows (last row repeated).
+                    macro_rules! plain {
+                        ($r:literal) => {{
+                            let ap: [*const i8; $r] = core::array::from_fn(|t| a.add((i + t.min(rows - 1)) * k));
+                            row_tile!($r, |k, ap, bp| tile_avx2::<$r, 3>(k, ap, bp, [0; $r]), ap);
+                        }};
+                    }
+                    match rows {
+                        3 => plain!(3),
+                        2 => plain!(2),
+                        _ => plain!(1),
+                    }
                 }
             }
             i += rows;

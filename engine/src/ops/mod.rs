@@ -518,6 +518,16 @@ mod tests {
         }
     }
 
+    /// A xorshift32 stream from `seed` (non-zero).
+    fn xorshift(mut s: u32) -> impl FnMut() -> u32 {
+        move || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        }
+    }
+
     /// The scalar `quantize_row` this file had before it used lanes: the oracle.
     fn quantize_row_scalar<T: Quant>(x: &[f32], mul: Option<&[f32]>, grid: Grid, q: &mut [T]) -> (f32, f32) {
         let centred = grid != Grid::Symmetric;
@@ -549,13 +559,7 @@ mod tests {
 
     #[test]
     fn quantize_row_lanes_equal_the_scalar_form() {
-        let mut s = 0x9e37_79b9_u32;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            s
-        };
+        let mut next = xorshift(0x9e37_79b9);
         for case in 0..3000 {
             let len = case % 41;
             let mut x: Vec<f32> = (0..len).map(|_| (next() % 20001) as f32 / 100.0 - 100.0).collect();
@@ -615,13 +619,7 @@ mod tests {
                 assert!(same(&a, &b), "{name} cut {cut}");
             }
         }
-        let mut s = 0x2545_f491_u32;
-        let mut next = move || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            s
-        };
+        let mut next = xorshift(0x2545_f491);
         for len in 0..=300usize {
             for variant in 0..4 {
                 let mut x: Vec<f32> = (0..len).map(|_| (next() % 40001) as f32 / 1000.0 - 20.0).collect();
@@ -731,13 +729,7 @@ mod tests {
     /// without clipping; a row that does not hold 0 keeps the midpoint rule.
     #[test]
     fn zero_on_grid_quantizes_zero_exactly() {
-        let mut s = 0x2545_f491_u32;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            s
-        };
+        let mut next = xorshift(0x2545_f491);
         for case in 0..2000 {
             let len = 2 + case % 37;
             // GELU-like rows (a bulk a hair below 0, a few large values) and plain ones.
