@@ -10,6 +10,13 @@ use core::arch::x86_64::*;
 #[allow(unused_imports)] // the driver's default `prep`
 use super::{drive, no_prep};
 
+/// A stack panel on a cache-line boundary. Rust aligns an `[i16]` or `[u64]` array to 2 or
+/// 8 bytes, and a vector load from such a panel straddles two lines every other time
+/// (32-byte loads) or every time (64-byte misaligned by 8): that cost the `avx2` kernel
+/// about a quarter of its speed (`kernels/README.md`, "Panel alignment").
+#[repr(C, align(64))]
+struct Lines<T>(T);
+
 pub(super) fn has_avx2() -> bool {
     #[cfg(feature = "std")]
     {
@@ -224,7 +231,7 @@ pub(super) unsafe fn avx2_gemm_i8_i32_4x3(m: usize, n: usize, k: usize, a: *cons
         unsafe { drive!(tile_avx2, [1, 2, 3, 4], 3, m, n, k, a, b, c) };
         return;
     }
-    let mut panel = core::mem::MaybeUninit::<[i16; 4 * PANEL16_K]>::uninit();
+    let mut panel = core::mem::MaybeUninit::<Lines<[i16; 4 * PANEL16_K]>>::uninit();
     let pp = panel.as_mut_ptr().cast::<i16>();
     let nb = super::col_block(k, 3);
     let mut j0 = 0;
@@ -686,7 +693,7 @@ impl WeightSums {
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, ws: WeightSums, c: *mut i32) {
     // Every lane a tile reads is written by `pack_panel` first.
-    let mut panel = core::mem::MaybeUninit::<[u32; 2 * PANEL * KC / 4]>::uninit();
+    let mut panel = core::mem::MaybeUninit::<Lines<[u32; 2 * PANEL * KC / 4]>>::uninit();
     let panel = panel.as_mut_ptr().cast::<u32>();
     let mut sums = [0i32; NB_MAX];
     let bias_lane = m < PANEL;
@@ -791,7 +798,7 @@ unsafe fn vnni_steps<const W: usize>(
     let tokens = 64 / W;
     // Two panels of KC/W steps × 64 bytes, the most either form packs; every lane a tile
     // reads is written by `pack_steps` first.
-    let mut panel = core::mem::MaybeUninit::<[u64; 2 * 64 * KC / 8 / 8]>::uninit();
+    let mut panel = core::mem::MaybeUninit::<Lines<[u64; 2 * 64 * KC / 8 / 8]>>::uninit();
     let panel = panel.as_mut_ptr().cast::<u8>();
     let p = m.div_ceil(tokens);
     let mut k0 = 0;
@@ -959,7 +966,7 @@ const PAIR16_MIN: usize = 5;
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn vnni_pair16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8, ws: WeightSums, c: *mut i64) {
     // Every lane a tile reads is written by `pack_pairs16` first.
-    let mut panel = core::mem::MaybeUninit::<[u64; 2 * PAIR_TOKENS * KC / 8]>::uninit();
+    let mut panel = core::mem::MaybeUninit::<Lines<[u64; 2 * PAIR_TOKENS * KC / 8]>>::uninit();
     let panel = panel.as_mut_ptr().cast::<u64>();
     let mut k0 = 0;
     while k0 < k {
@@ -1019,7 +1026,7 @@ const QUAD16_ROWS: usize = 6;
 unsafe fn vnni_quad16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8, ws: WeightSums, c: *mut i64) {
     // Four panels of KC/16 steps × 64 bytes; every lane a tile reads is written by
     // `pack_quads16` first.
-    let mut panel = core::mem::MaybeUninit::<[u64; 4 * 64 * (KC / 16) / 8]>::uninit();
+    let mut panel = core::mem::MaybeUninit::<Lines<[u64; 4 * 64 * (KC / 16) / 8]>>::uninit();
     let panel = panel.as_mut_ptr().cast::<u8>();
     let p = 2 * m.div_ceil(QUAD_TOKENS);
     let mut k0 = 0;
@@ -1537,7 +1544,7 @@ unsafe fn pack_panel(a: *const i8, k: usize, count: usize, steps: usize, dst: *m
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn vnni_bcast16(m: usize, n: usize, k: usize, a: *const i16, b: *const i8, ws: WeightSums, c: *mut i64) {
     // Every lane a tile reads is written by `pack_panel16` first.
-    let mut panel = core::mem::MaybeUninit::<[u32; 2 * PANEL * KC / 4]>::uninit();
+    let mut panel = core::mem::MaybeUninit::<Lines<[u32; 2 * PANEL * KC / 4]>>::uninit();
     let panel = panel.as_mut_ptr().cast::<u32>();
     let mut sums = [0i32; NB_MAX];
     let mut k0 = 0;
