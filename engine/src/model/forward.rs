@@ -606,7 +606,7 @@ impl Model<'_> {
         let c: ModelConfig = *self.config();
         let (b, s) = (inputs.batch, inputs.seq_len);
         let plan = Plan::new(&c, s, b);
-        let r = plan.carve(&c, scratch)?;
+        let r = plan.carve(scratch)?;
         let t = plan.tokens;
         let (e, h) = (c.embedding_size as usize, c.hidden_size as usize);
         let w = &self.weights;
