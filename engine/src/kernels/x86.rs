@@ -212,6 +212,21 @@ unsafe fn tile_avx2_4x3_a16(k: usize, a16: [*const i16; 4], b: [*const i8; 3]) -
     unsafe { finish_tile(&acc, p, k, a16, b) }
 }
 
+/// Requests the `len` bytes at `p` into L2, one `prefetcht1` per cache line.
+///
+/// # Safety
+/// `p..p + len` lies inside one allocation (prefetches never fault; the pointer arithmetic
+/// must stay in bounds).
+#[inline(always)]
+unsafe fn prefetch_l2(p: *const i8, len: usize) {
+    let mut o = 0;
+    while o < len {
+        // SAFETY: o < len, inside the allocation per the contract.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(p.add(o)) };
+        o += 64;
+    }
+}
+
 /// Longest K the AVX2 kernel's i16 activation panel (4 rows, 32 KiB of stack) holds;
 /// longer rows take [`tile_avx2`] throughout, which extends the activations at every step.
 const PANEL16_K: usize = 4096;
@@ -245,6 +260,16 @@ pub(super) unsafe fn avx2_gemm_i8_i32_4x3(m: usize, n: usize, k: usize, a: *cons
                     let mut j = j0;
                     while j < j1 {
                         let cols = (j1 - j).min(3);
+                        if i == 0 && j + 2 * 3 < n {
+                            // The first row tile of a block streams its weights from memory
+                            // (L3 at best: a layer's weights exceed L2), which the hardware
+                            // prefetcher does not keep up with at a few tokens. Requesting the
+                            // rows two column tiles ahead into L2 raised the throughput on
+                            // cold weights at M = 8 by 1.3-2.2× (`kernels/README.md`, "Weight
+                            // prefetch"); later row tiles find the block in L2.
+                            let rows = (n - j - 2 * 3).min(3);
+                            prefetch_l2(b.add((j + 2 * 3) * k), rows * k);
+                        }
                         let bp: [*const i8; 3] = core::array::from_fn(|t| b.add((j + t.min(cols - 1)) * k));
                         let out: [[i32; 3]; $r] = $tile(k, $ap, bp);
                         for (t, row) in out.iter().enumerate() {
