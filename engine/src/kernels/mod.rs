@@ -343,14 +343,17 @@ pub(crate) fn active() -> Kernel {
 }
 
 /// Which instructions the float loops (GELU, softmax, LayerNorm, activation quantization,
-/// attention) run on in this process: `"avx512"` with the `vnni` kernel, else what the
-/// build's `wide::f32x8` compiles to (`"sse2"` on a default x86_64 build, with the AVX2
-/// attention loops where the CPU has AVX2: `"sse2+avx2"`; `"neon"` on aarch64;
+/// attention) run on in this process: `"avx512"` with the `vnni` kernel, `"avx2"` with the
+/// `avx2` kernel, else what the build's `wide::f32x8` compiles to (`"sse2"` on a default
+/// x86_64 build, with the AVX2 attention loops where the CPU has AVX2: `"sse2+avx2"`, as
+/// when `wide` is forced on such a CPU; `"neon"` on aarch64;
 /// `"portable"` elsewhere). Shown by `albert inspect --kernels` and `albert bench`.
 pub fn float_loops() -> &'static str {
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     return if float_avx512() {
         "avx512"
+    } else if float_avx2() {
+        "avx2"
     } else if std::is_x86_feature_detected!("avx2") {
         "sse2+avx2"
     } else {
@@ -371,6 +374,16 @@ pub fn float_loops() -> &'static str {
 pub(crate) fn float_avx512() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| selected().is_ok_and(|k| k.name() == "vnni"))
+}
+
+/// Whether the element-wise float loops of `ops` (GELU, softmax, activation range and
+/// quantization) take their AVX2 forms: when the process's GEMM kernel is `avx2` (as
+/// [`float_avx512`] with `vnni`; forcing `wide` or `scalar` selects the portable loops).
+/// Same bits either way.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+pub(crate) fn float_avx2() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| selected().is_ok_and(|k| k.name() == "avx2"))
 }
 
 /// Runs `f` compiled for AVX-512 when [`float_avx512`] holds, else for AVX2 where the CPU

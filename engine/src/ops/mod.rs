@@ -14,10 +14,15 @@ use crate::config::Activation;
 use wide::{CmpEq, CmpGe, CmpLt, f32x8, i32x8};
 
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
+mod avx2;
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
 mod avx512;
 
 const LANES: usize = 8;
 
+/// Whether the one-ymm AVX2 loops (`avx2.rs`, the same bits) run.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+use crate::kernels::float_avx2 as use_avx2;
 /// Whether the 16-lane AVX-512 loops (`avx512.rs`, the same bits) run.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 use crate::kernels::float_avx512 as use_avx512;
@@ -167,6 +172,11 @@ pub fn softmax(x: &mut [f32]) {
         // SAFETY: the `vnni` kernel was selected, so AVX-512F is present.
         return unsafe { avx512::softmax(x) };
     }
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if use_avx2() {
+        // SAFETY: the `avx2` kernel was selected, so AVX2 is present.
+        return unsafe { avx2::softmax(x) };
+    }
     softmax8(x)
 }
 
@@ -205,6 +215,11 @@ pub fn activate(x: &mut [f32], act: Activation) {
                 // SAFETY: the `vnni` kernel was selected, so AVX-512F is present.
                 return unsafe { avx512::gelu_new_slice(x) };
             }
+            #[cfg(all(target_arch = "x86_64", feature = "std"))]
+            if use_avx2() {
+                // SAFETY: the `avx2` kernel was selected, so AVX2 is present.
+                return unsafe { avx2::gelu_new_slice(x) };
+            }
             map8(x, 0.0, gelu_new8)
         }
         Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
@@ -213,6 +228,11 @@ pub fn activate(x: &mut [f32], act: Activation) {
             if use_avx512() {
                 // SAFETY: as above.
                 return unsafe { avx512::gelu_fast_slice(x) };
+            }
+            #[cfg(all(target_arch = "x86_64", feature = "std"))]
+            if use_avx2() {
+                // SAFETY: as above.
+                return unsafe { avx2::gelu_fast_slice(x) };
             }
             map8(x, 0.0, gelu_fast8)
         }
@@ -224,10 +244,12 @@ pub fn activate(x: &mut [f32], act: Activation) {
     }
 }
 
-/// What the 16-lane quantizer needs of an integer type (its store instruction); nothing on
-/// targets without the AVX-512 loops.
+/// What the AVX-512 and AVX2 quantizers need of an integer type (its store instructions);
+/// nothing on targets without those loops.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
-use avx512::Store16 as LaneStore;
+pub trait LaneStore: avx512::Store16 + avx2::Store8 {}
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+impl<T: avx512::Store16 + avx2::Store8> LaneStore for T {}
 #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
 pub trait LaneStore {}
 #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
@@ -268,6 +290,11 @@ fn range(x: &[f32], mul: Option<&[f32]>) -> (f32, f32) {
     if use_avx512() {
         // SAFETY: the `vnni` kernel was selected, so AVX-512F is present.
         return unsafe { avx512::range(x, mul) };
+    }
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if use_avx2() {
+        // SAFETY: the `avx2` kernel was selected, so AVX2 is present.
+        return unsafe { avx2::range(x, mul) };
     }
     range8(x, mul)
 }
@@ -361,6 +388,12 @@ pub fn quantize_row<T: Quant>(x: &[f32], mul: Option<&[f32]>, grid: Grid, q: &mu
     if use_avx512() {
         // SAFETY: the `vnni` kernel was selected, so AVX-512F is present.
         unsafe { avx512::quantize_into(x, mul, c, inv, q) };
+        return (t, c);
+    }
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if use_avx2() {
+        // SAFETY: the `avx2` kernel was selected, so AVX2 is present.
+        unsafe { avx2::quantize_into(x, mul, c, inv, q) };
         return (t, c);
     }
     quantize_into8(x, mul, c, inv, q);
@@ -592,9 +625,72 @@ mod tests {
         }
     }
 
-    /// The AVX-512 loops give the portable loops' bits: GELU over the sweep, softmax,
-    /// range and quantization over rows of every length up to 300 (NaN, ±∞, masked −∞,
-    /// exact rounding ties among them).
+    /// The body of the `*_loops_equal_the_portable_ones_bit_for_bit` tests: module `$m`'s
+    /// loops give the portable loops' bits: GELU over the sweep, softmax, range and
+    /// quantization over rows of every length up to 300 (NaN, ±∞, masked −∞, exact rounding
+    /// ties among them).
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    macro_rules! loops_equal_portable {
+        ($m:ident) => {{
+            let same = |a: &[f32], b: &[f32]| {
+                a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+                    && a.len() == b.len()
+            };
+            let xs: Vec<f32> = sweep(1 << 14).collect();
+            for (name, f8, f16) in [
+                ("gelu_new", gelu_new8 as fn(f32x8) -> f32x8, $m::gelu_new_slice as unsafe fn(&mut [f32])),
+                ("gelu_fast", gelu_fast8, $m::gelu_fast_slice),
+            ] {
+                for cut in [0usize, 1, 5, 8, 15] {
+                    let (mut a, mut b) = (xs[cut..].to_vec(), xs[cut..].to_vec());
+                    map8(&mut a, 0.0, f8);
+                    // SAFETY: the features detected above.
+                    unsafe { f16(&mut b) };
+                    assert!(same(&a, &b), "{name} cut {cut}");
+                }
+            }
+            let mut next = xorshift(0x2545_f491);
+            for len in 0..=300usize {
+                for variant in 0..4 {
+                    let mut x: Vec<f32> = (0..len).map(|_| (next() % 40001) as f32 / 1000.0 - 20.0).collect();
+                    if variant == 1 {
+                        x.iter_mut().step_by(3).for_each(|v| *v = f32::MIN);
+                    }
+                    if variant == 2 && len > 0 {
+                        let at = next() as usize % len;
+                        x[at] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY][len % 3];
+                    }
+                    if variant == 3 {
+                        x.iter_mut().for_each(|v| *v = v.round() + 0.5);
+                    }
+                    let (mut a, mut b) = (x.clone(), x.clone());
+                    softmax8(&mut a);
+                    // SAFETY: the features detected above.
+                    unsafe { $m::softmax(&mut b) };
+                    assert!(same(&a, &b), "softmax len {len} variant {variant}");
+                    let mul: Vec<f32> = (0..len).map(|_| 0.25 + (next() % 100) as f32 / 25.0).collect();
+                    for m in [None, Some(&mul[..])] {
+                        let (lo, hi) = range8(&x, m);
+                        // SAFETY: the features detected above.
+                        let (lo2, hi2) = unsafe { $m::range(&x, m) };
+                        assert!(same(&[lo, hi], &[lo2, hi2]), "range len {len} variant {variant}");
+                        let (c, inv) = (0.5 * (hi + lo), 127.0 / (hi - lo).max(1e-3));
+                        let (mut a, mut b) = (vec![0i8; len], vec![0i8; len]);
+                        quantize_into8(&x, m, c, inv, &mut a);
+                        // SAFETY: the features detected above.
+                        unsafe { $m::quantize_into(&x, m, c, inv, &mut b) };
+                        assert_eq!(a, b, "quantize i8 len {len} variant {variant}");
+                        let (mut a, mut b) = (vec![0i16; len], vec![0i16; len]);
+                        quantize_into8(&x, m, c, 257.0 * inv, &mut a);
+                        // SAFETY: the features detected above.
+                        unsafe { $m::quantize_into(&x, m, c, 257.0 * inv, &mut b) };
+                        assert_eq!(a, b, "quantize i16 len {len} variant {variant}");
+                    }
+                }
+            }
+        }};
+    }
+
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     #[test]
     fn avx512_loops_equal_the_portable_ones_bit_for_bit() {
@@ -603,61 +699,15 @@ mod tests {
             eprintln!("NOT RUN: this CPU has no AVX-512F");
             return;
         }
-        let same = |a: &[f32], b: &[f32]| {
-            a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan())) && a.len() == b.len()
-        };
-        let xs: Vec<f32> = sweep(1 << 14).collect();
-        for (name, f8, f16) in [
-            ("gelu_new", gelu_new8 as fn(f32x8) -> f32x8, avx512::gelu_new_slice as unsafe fn(&mut [f32])),
-            ("gelu_fast", gelu_fast8, avx512::gelu_fast_slice),
-        ] {
-            for cut in [0usize, 1, 5, 8, 15] {
-                let (mut a, mut b) = (xs[cut..].to_vec(), xs[cut..].to_vec());
-                map8(&mut a, 0.0, f8);
-                // SAFETY: AVX-512F detected above.
-                unsafe { f16(&mut b) };
-                assert!(same(&a, &b), "{name} cut {cut}");
-            }
-        }
-        let mut next = xorshift(0x2545_f491);
-        for len in 0..=300usize {
-            for variant in 0..4 {
-                let mut x: Vec<f32> = (0..len).map(|_| (next() % 40001) as f32 / 1000.0 - 20.0).collect();
-                if variant == 1 {
-                    x.iter_mut().step_by(3).for_each(|v| *v = f32::MIN);
-                }
-                if variant == 2 && len > 0 {
-                    let at = next() as usize % len;
-                    x[at] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY][len % 3];
-                }
-                if variant == 3 {
-                    x.iter_mut().for_each(|v| *v = v.round() + 0.5);
-                }
-                let (mut a, mut b) = (x.clone(), x.clone());
-                softmax8(&mut a);
-                // SAFETY: AVX-512F detected above.
-                unsafe { avx512::softmax(&mut b) };
-                assert!(same(&a, &b), "softmax len {len} variant {variant}");
-                let mul: Vec<f32> = (0..len).map(|_| 0.25 + (next() % 100) as f32 / 25.0).collect();
-                for m in [None, Some(&mul[..])] {
-                    let (lo, hi) = range8(&x, m);
-                    // SAFETY: AVX-512F detected above.
-                    let (lo2, hi2) = unsafe { avx512::range(&x, m) };
-                    assert!(same(&[lo, hi], &[lo2, hi2]), "range len {len} variant {variant}");
-                    let (c, inv) = (0.5 * (hi + lo), 127.0 / (hi - lo).max(1e-3));
-                    let (mut a, mut b) = (vec![0i8; len], vec![0i8; len]);
-                    quantize_into8(&x, m, c, inv, &mut a);
-                    // SAFETY: AVX-512F detected above.
-                    unsafe { avx512::quantize_into(&x, m, c, inv, &mut b) };
-                    assert_eq!(a, b, "quantize i8 len {len} variant {variant}");
-                    let (mut a, mut b) = (vec![0i16; len], vec![0i16; len]);
-                    quantize_into8(&x, m, c, 257.0 * inv, &mut a);
-                    // SAFETY: AVX-512F detected above.
-                    unsafe { avx512::quantize_into(&x, m, c, 257.0 * inv, &mut b) };
-                    assert_eq!(a, b, "quantize i16 len {len} variant {variant}");
-                }
-            }
-        }
+        loops_equal_portable!(avx512)
+    }
+
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    #[test]
+    fn avx2_loops_equal_the_portable_ones_bit_for_bit() {
+        // Every x86_64 machine CI runs on has AVX2: fail rather than skip.
+        assert!(std::is_x86_feature_detected!("avx2"), "this CPU has no AVX2: the AVX2 loops cannot be checked");
+        loops_equal_portable!(avx2)
     }
 
     #[test]

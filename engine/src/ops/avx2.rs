@@ -1,0 +1,310 @@
+//! AVX2 versions of the hot element-wise loops: the portable `f32x8` loops of `super` on
+//! one ymm register instead of the default x86_64 build's two SSE2 registers.
+//!
+//! Each function performs, per element, exactly the IEEE operations of the portable version
+//! in the same order (no fused multiply-add), and keeps its 8-lane sums, folds and scalar
+//! tails, so the results are the same bits; `super::tests` checks that over sweeps of
+//! values. Chosen when the process's GEMM kernel is `avx2` (`ALBERT_KERNEL` forcing `wide`
+//! or `scalar` selects the portable loops as well).
+
+use core::arch::x86_64::*;
+
+use super::{LN2_HI, LN2_LO, LO_EXP, LOG2_E, ROUND, SQRT_2_OVER_PI};
+
+/// Lanes per vector.
+const L: usize = 8;
+
+#[inline(always)]
+fn splat(v: f32) -> __m256 {
+    // SAFETY: only reached from the `target_feature` functions below (AVX2 present).
+    unsafe { _mm256_set1_ps(v) }
+}
+
+/// `where mask { b } else { a }` (the portable `mask.blend(b, a)`).
+#[inline(always)]
+unsafe fn select(mask: __m256, b: __m256, a: __m256) -> __m256 {
+    // SAFETY: AVX present (callers' contract).
+    unsafe { _mm256_blendv_ps(a, b, mask) }
+}
+
+#[inline(always)]
+unsafe fn abs(v: __m256) -> __m256 {
+    // SAFETY: AVX2 present (callers' contract).
+    unsafe { _mm256_castsi256_ps(_mm256_and_si256(_mm256_castps_si256(v), _mm256_set1_epi32(0x7fff_ffff))) }
+}
+
+/// `super::exp_neg`, one ymm.
+#[inline(always)]
+unsafe fn exp_neg(x: __m256) -> __m256 {
+    // SAFETY: AVX2 present (every caller is a `target_feature` function that requires it).
+    unsafe {
+        let xc = _mm256_min_ps(_mm256_max_ps(x, splat(LO_EXP)), splat(0.0));
+        let t = _mm256_add_ps(_mm256_mul_ps(xc, splat(LOG2_E)), splat(ROUND));
+        let n = _mm256_sub_ps(t, splat(ROUND));
+        let r = _mm256_sub_ps(_mm256_sub_ps(xc, _mm256_mul_ps(n, splat(LN2_HI))), _mm256_mul_ps(n, splat(LN2_LO)));
+        let mut p = splat(1.0 / 5040.0);
+        for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5] {
+            p = _mm256_add_ps(_mm256_mul_ps(p, r), splat(c));
+        }
+        let er = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(p, r), r), r), splat(1.0));
+        let ni = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(ROUND.to_bits() as i32));
+        let pow2 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(ni, _mm256_set1_epi32(127))));
+        let y = _mm256_mul_ps(er, pow2);
+        let y = select(_mm256_cmp_ps::<_CMP_LT_OQ>(x, splat(LO_EXP)), splat(0.0), y);
+        select(_mm256_cmp_ps::<_CMP_EQ_OQ>(x, x), y, x)
+    }
+}
+
+/// `super::u_sigmoid_2z`, one ymm.
+#[inline(always)]
+unsafe fn u_sigmoid_2z(u: __m256, z: __m256) -> __m256 {
+    // SAFETY: AVX2 present (callers' contract).
+    unsafe {
+        let e = exp_neg(_mm256_mul_ps(splat(-2.0), abs(z)));
+        let num = select(_mm256_cmp_ps::<_CMP_LT_OQ>(z, splat(0.0)), e, splat(1.0));
+        let s = _mm256_div_ps(num, _mm256_add_ps(splat(1.0), e));
+        _mm256_mul_ps(_mm256_max_ps(u, splat(-20.0)), s)
+    }
+}
+
+#[inline(always)]
+unsafe fn gelu_new(u: __m256) -> __m256 {
+    // SAFETY: AVX2 present (callers' contract).
+    unsafe {
+        let cube = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(splat(0.044715), u), u), u);
+        let z = _mm256_mul_ps(splat(SQRT_2_OVER_PI), _mm256_add_ps(u, cube));
+        u_sigmoid_2z(u, z)
+    }
+}
+
+#[inline(always)]
+unsafe fn gelu_fast(u: __m256) -> __m256 {
+    // SAFETY: AVX2 present (callers' contract).
+    unsafe {
+        let sq = _mm256_mul_ps(_mm256_mul_ps(splat(0.044715), u), u);
+        let z = _mm256_mul_ps(_mm256_mul_ps(u, splat(SQRT_2_OVER_PI)), _mm256_add_ps(splat(1.0), sq));
+        u_sigmoid_2z(u, z)
+    }
+}
+
+/// `super::map8` on one ymm: full vectors, then the tail through the same `f` on a copy
+/// padded with `pad`.
+#[inline(always)]
+unsafe fn map8(x: &mut [f32], pad: f32, mut f: impl FnMut(__m256) -> __m256) {
+    let full = x.len() - x.len() % L;
+    let p = x.as_mut_ptr();
+    // SAFETY: AVX2 present (callers' contract); the vector accesses are at `i + lane` with
+    // `i + 8 ≤ full ≤ len`, the tail goes through a local buffer.
+    unsafe {
+        let mut i = 0;
+        while i < full {
+            _mm256_storeu_ps(p.add(i), f(_mm256_loadu_ps(p.add(i))));
+            i += L;
+        }
+        let tail = &mut x[full..];
+        if !tail.is_empty() {
+            let mut buf = [pad; L];
+            buf[..tail.len()].copy_from_slice(tail);
+            _mm256_storeu_ps(buf.as_mut_ptr(), f(_mm256_loadu_ps(buf.as_ptr())));
+            tail.copy_from_slice(&buf[..tail.len()]);
+        }
+    }
+}
+
+/// `gelu_new` over `x`, in place.
+///
+/// # Safety
+/// AVX2 present.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn gelu_new_slice(x: &mut [f32]) {
+    // SAFETY: AVX2 present (this function's contract).
+    unsafe { map8(x, 0.0, |v| gelu_new(v)) }
+}
+
+/// `gelu_fast` over `x`, in place.
+///
+/// # Safety
+/// AVX2 present.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn gelu_fast_slice(x: &mut [f32]) {
+    // SAFETY: AVX2 present (this function's contract).
+    unsafe { map8(x, 0.0, |v| gelu_fast(v)) }
+}
+
+/// `wide`'s NaN-ignoring `max` of the running maximum `m` (never NaN) and `v`.
+#[inline(always)]
+unsafe fn max_ignoring_nan(m: __m256, v: __m256) -> __m256 {
+    // SAFETY: AVX present (callers' contract).
+    unsafe { select(_mm256_cmp_ps::<_CMP_UNORD_Q>(v, v), m, _mm256_max_ps(m, v)) }
+}
+
+/// `wide`'s NaN-ignoring `min` of the running minimum `m` (never NaN) and `v`.
+#[inline(always)]
+unsafe fn min_ignoring_nan(m: __m256, v: __m256) -> __m256 {
+    // SAFETY: AVX present (callers' contract).
+    unsafe { select(_mm256_cmp_ps::<_CMP_UNORD_Q>(v, v), m, _mm256_min_ps(m, v)) }
+}
+
+#[inline(always)]
+unsafe fn lanes(v: __m256) -> [f32; L] {
+    let mut a = [0f32; L];
+    // SAFETY: AVX present (callers' contract); `a` holds 8 floats.
+    unsafe { _mm256_storeu_ps(a.as_mut_ptr(), v) };
+    a
+}
+
+/// `super::softmax8`: the same maximum, the same exponentials, and their sum in the same
+/// 8-lane order.
+///
+/// # Safety
+/// AVX2 present.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn softmax(x: &mut [f32]) {
+    // SAFETY: AVX2 present (this function's contract); loads at `i + 8 ≤ full ≤ len`.
+    unsafe {
+        let full = x.len() - x.len() % L;
+        let mut m8 = splat(f32::NEG_INFINITY);
+        let mut i = 0;
+        while i < full {
+            m8 = max_ignoring_nan(m8, _mm256_loadu_ps(x.as_ptr().add(i)));
+            i += L;
+        }
+        let max = lanes(m8).into_iter().chain(x[full..].iter().copied()).fold(f32::NEG_INFINITY, f32::max);
+        let (max8, mut sum8) = (splat(max), splat(0.0));
+        map8(x, f32::NEG_INFINITY, |v| {
+            let e = exp_neg(_mm256_sub_ps(v, max8));
+            sum8 = _mm256_add_ps(sum8, e);
+            e
+        });
+        let inv = splat(1.0 / super::hsum_array(lanes(sum8)));
+        map8(x, 0.0, |v| _mm256_mul_ps(v, inv));
+    }
+}
+
+/// `super::range8`: the minimum and maximum of `x ⊙ mul`, NaN ignored.
+///
+/// # Safety
+/// AVX2 present.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn range(x: &[f32], mul: Option<&[f32]>) -> (f32, f32) {
+    let full = x.len() - x.len() % L;
+    let m = mul.map(|m| &m[..x.len()]);
+    // SAFETY: AVX2 present; loads at `i + 8 ≤ full ≤ len` of `x` and `mul` (`len` long).
+    unsafe {
+        let (mut lo, mut hi) = (splat(f32::INFINITY), splat(f32::NEG_INFINITY));
+        let mut i = 0;
+        while i < full {
+            let v = _mm256_loadu_ps(x.as_ptr().add(i));
+            let v = match m {
+                Some(m) => _mm256_mul_ps(v, _mm256_loadu_ps(m.as_ptr().add(i))),
+                None => v,
+            };
+            lo = min_ignoring_nan(lo, v);
+            hi = max_ignoring_nan(hi, v);
+            i += L;
+        }
+        let (mut lo, mut hi) = (
+            lanes(lo).into_iter().fold(f32::INFINITY, f32::min),
+            lanes(hi).into_iter().fold(f32::NEG_INFINITY, f32::max),
+        );
+        for (k, &v) in x.iter().enumerate().skip(full) {
+            let v = v * m.map_or(1.0, |m| m[k]);
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        (lo, hi)
+    }
+}
+
+/// `super::quantize8` on one ymm: `round((v − c)·inv)` half away from zero, clamped to
+/// `±max`, NaN to 0.
+#[inline(always)]
+unsafe fn quantize8(v: __m256, c: __m256, inv: __m256, max: __m256) -> __m256i {
+    // SAFETY: AVX2 present (callers' contract).
+    unsafe {
+        let sign = _mm256_set1_epi32(i32::MIN);
+        let y = _mm256_mul_ps(_mm256_sub_ps(v, c), inv);
+        let y = select(_mm256_cmp_ps::<_CMP_EQ_OQ>(y, y), y, splat(0.0));
+        let neg_max = _mm256_castsi256_ps(_mm256_xor_si256(_mm256_castps_si256(max), sign));
+        let y = _mm256_min_ps(_mm256_max_ps(y, neg_max), max);
+        let a = abs(y);
+        let r = _mm256_sub_ps(_mm256_add_ps(a, splat(ROUND)), splat(ROUND));
+        let up = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_sub_ps(a, r), splat(0.5));
+        let r = _mm256_add_ps(r, select(up, splat(1.0), splat(0.0)));
+        let signed = _mm256_or_si256(
+            _mm256_andnot_si256(sign, _mm256_castps_si256(r)),
+            _mm256_and_si256(sign, _mm256_castps_si256(y)),
+        );
+        _mm256_cvtps_epi32(_mm256_castsi256_ps(signed))
+    }
+}
+
+/// An integer type the 8-lane quantizer stores (saturating packs: exact, the values are
+/// within `±MAX`).
+pub(crate) trait Store8 {
+    /// # Safety
+    /// AVX2 present; `dst` valid for 8 elements.
+    unsafe fn store8(dst: *mut Self, v: __m256i);
+}
+
+impl Store8 for i8 {
+    #[inline(always)]
+    unsafe fn store8(dst: *mut i8, v: __m256i) {
+        // SAFETY: the caller's contract. Per 128-bit half, lanes 0-3 (4-7) become bytes
+        // 0-3 of that half; the two dwords are then put side by side.
+        unsafe {
+            let w = _mm256_packs_epi32(v, v);
+            let b = _mm256_packs_epi16(w, w);
+            let lo = _mm256_castsi256_si128(b);
+            let hi = _mm256_extracti128_si256::<1>(b);
+            _mm_storel_epi64(dst.cast(), _mm_unpacklo_epi32(lo, hi));
+        }
+    }
+}
+
+impl Store8 for i16 {
+    #[inline(always)]
+    unsafe fn store8(dst: *mut i16, v: __m256i) {
+        // SAFETY: the caller's contract. Qwords 0 and 2 of the pack hold lanes 0-3 and 4-7.
+        unsafe {
+            let w = _mm256_permute4x64_epi64::<0b1000>(_mm256_packs_epi32(v, v));
+            _mm_storeu_si128(dst.cast(), _mm256_castsi256_si128(w));
+        }
+    }
+}
+
+/// `super::quantize_into8`: full vectors in the lane form, the tail in the scalar form.
+///
+/// # Safety
+/// AVX2 present.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn quantize_into<T: Store8 + super::Quant>(
+    x: &[f32],
+    mul: Option<&[f32]>,
+    c: f32,
+    inv: f32,
+    q: &mut [T],
+) {
+    let n = x.len();
+    let (q, m) = (&mut q[..n], mul.map(|m| &m[..n]));
+    let (c8, inv8, max8) = (splat(c), splat(inv), splat(T::MAX));
+    let full = n - n % L;
+    // SAFETY: AVX2 present; every load and store is at `i + lane` with `i + 8 ≤ full ≤ n`,
+    // within `x`, `mul` and `q` (all `n` long).
+    unsafe {
+        let mut i = 0;
+        while i < full {
+            let v = _mm256_loadu_ps(x.as_ptr().add(i));
+            let v = match m {
+                Some(m) => _mm256_mul_ps(v, _mm256_loadu_ps(m.as_ptr().add(i))),
+                None => v,
+            };
+            T::store8(q.as_mut_ptr().add(i), quantize8(v, c8, inv8, max8));
+            i += L;
+        }
+    }
+    for k in full..n {
+        let v = x[k] * m.map_or(1.0, |m| m[k]);
+        q[k] = T::from_f32(libm::roundf((v - c) * inv).clamp(-T::MAX, T::MAX));
+    }
+}
