@@ -85,6 +85,97 @@ mod avx2 {
         _mm_add_ps(dots, unsafe { _mm_loadu_ps(tail.as_ptr()) })
     }
 
+    /// [`dot4`] for two query rows of the same length: each key vector is loaded once for
+    /// both; per row the same operations in the same order.
+    ///
+    /// # Safety
+    /// AVX2 present; `q1.len() = q0.len() = d`, `ks[u][..d]` in bounds.
+    #[target_feature(enable = "avx2")]
+    unsafe fn dot4x2(q0: &[f32], q1: &[f32], ks: [&[f32]; KEYS]) -> (__m128, __m128) {
+        let d = q0.len();
+        let body = d - d % 8;
+        let mut a0 = [_mm256_setzero_ps(); KEYS];
+        let mut a1 = [_mm256_setzero_ps(); KEYS];
+        let mut c = 0;
+        while c < body {
+            // SAFETY: c + 8 ≤ body ≤ d ≤ every slice's length.
+            unsafe {
+                let (x0, x1) = (_mm256_loadu_ps(q0.as_ptr().add(c)), _mm256_loadu_ps(q1[..d].as_ptr().add(c)));
+                for u in 0..KEYS {
+                    let k = _mm256_loadu_ps(ks[u].as_ptr().add(c));
+                    a0[u] = _mm256_add_ps(a0[u], _mm256_mul_ps(x0, k));
+                    a1[u] = _mm256_add_ps(a1[u], _mm256_mul_ps(x1, k));
+                }
+            }
+            c += 8;
+        }
+        let half = |a: __m256| _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
+        let reduce =
+            |a: &[__m256; KEYS]| _mm_hadd_ps(_mm_hadd_ps(half(a[0]), half(a[1])), _mm_hadd_ps(half(a[2]), half(a[3])));
+        let (mut d0, mut d1) = (reduce(&a0), reduce(&a1));
+        if body < d {
+            let t0: [f32; KEYS] = core::array::from_fn(|u| dot_f32_tail(&q0[body..], &ks[u][body..d]));
+            let t1: [f32; KEYS] = core::array::from_fn(|u| dot_f32_tail(&q1[body..d], &ks[u][body..d]));
+            // SAFETY: `t0`, `t1` hold 4 floats.
+            unsafe {
+                d0 = _mm_add_ps(d0, _mm_loadu_ps(t0.as_ptr()));
+                d1 = _mm_add_ps(d1, _mm_loadu_ps(t1.as_ptr()));
+            }
+        }
+        (d0, d1)
+    }
+
+    /// [`scores`] for the rows `qs` (all of one length) at once, row `r`'s scores in
+    /// `out[r·n..][..n]`: four keys at a time, each against the rows in pairs, so that a
+    /// key is loaded once per two rows. The same bits as one [`scores`] call per row.
+    ///
+    /// # Safety
+    /// AVX2 present.
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn scores_rows(
+        qs: &[&[f32]],
+        keys: &[f32],
+        stride: usize,
+        scale: f32,
+        mask: Option<&[u32]>,
+        out: &mut [f32],
+        n: usize,
+    ) {
+        let d = qs.first().map_or(0, |q| q.len());
+        let key = |j: usize| &keys[j * stride..j * stride + d];
+        let full = n - n % KEYS;
+        let scale4 = _mm_set1_ps(scale);
+        let mut put = |r: usize, j: usize, dots: __m128, bias: __m128| {
+            let o = &mut out[r * n + j..r * n + j + KEYS];
+            // SAFETY: `o` holds 4 floats.
+            unsafe { _mm_storeu_ps(o.as_mut_ptr(), _mm_add_ps(_mm_mul_ps(dots, scale4), bias)) };
+        };
+        for j in (0..full).step_by(KEYS) {
+            let ks = [key(j), key(j + 1), key(j + 2), key(j + 3)];
+            let bias: [f32; KEYS] = core::array::from_fn(|u| mask_bias(mask, j + u));
+            // SAFETY: `bias` holds 4 floats.
+            let bias = unsafe { _mm_loadu_ps(bias.as_ptr()) };
+            let mut r = 0;
+            while r + 2 <= qs.len() {
+                // SAFETY: AVX2 present (this function's contract); the rows have length d.
+                let (d0, d1) = unsafe { dot4x2(qs[r], qs[r + 1], ks) };
+                put(r, j, d0, bias);
+                put(r + 1, j, d1, bias);
+                r += 2;
+            }
+            if r < qs.len() {
+                // SAFETY: as above.
+                put(r, j, unsafe { dot4(qs[r], ks) }, bias);
+            }
+        }
+        for (r, q) in qs.iter().enumerate() {
+            for j in full..n {
+                out[r * n + j] = dot_f32(q, key(j)) * scale + mask_bias(mask, j);
+            }
+        }
+    }
+
     /// # Safety
     /// AVX2 present.
     #[target_feature(enable = "avx2")]
@@ -267,6 +358,14 @@ pub fn transpose_keys(keys: &[f32], stride: usize, n: usize, dh: usize, kt: &mut
         for (d, &v) in keys[j * stride..j * stride + dh].iter().enumerate() {
             kt[d * n + j] = v;
         }
+    }
+}
+
+/// `out[j·dh..][..dh] = rows[j·stride..][..dh]` for `j < n`: a head's keys or values (token
+/// `j`'s at `rows[j·stride..]`) packed `dh` apart.
+pub fn pack_rows(rows: &[f32], stride: usize, n: usize, dh: usize, out: &mut [f32]) {
+    for (j, o) in out[..n * dh].chunks_exact_mut(dh.max(1)).enumerate() {
+        o.copy_from_slice(&rows[j * stride..j * stride + dh]);
     }
 }
 
@@ -460,6 +559,11 @@ pub fn scores_rows(
             return unsafe { avx512::scores_block(q4, kt, n, scale, mask, &mut out[..QROWS * n]) };
         }
     }
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if has_avx2() && qs.iter().all(|q| q.len() == qs[0].len()) {
+        // SAFETY: AVX2 was detected.
+        return unsafe { avx2::scores_rows(qs, keys, stride, scale, mask, out, n) };
+    }
     #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
     let _ = kt;
     for (r, q) in qs.iter().enumerate() {
@@ -521,8 +625,8 @@ mod tests {
     }
 
     /// The query-blocked forms equal one call per row, bit for bit (AVX-512 where the
-    /// `vnni` kernel runs; the per-row loop elsewhere): head sizes and key counts around
-    /// the tiles, 1 to 4 rows.
+    /// `vnni` kernel runs, AVX2 row pairs where the CPU has AVX2, the per-row loop
+    /// elsewhere): head sizes and key counts around the tiles, 1 to `QROWS` rows.
     #[test]
     fn blocked_rows_equal_one_call_per_row() {
         for (s, d, stride) in [

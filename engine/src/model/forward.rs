@@ -690,36 +690,44 @@ fn layer_forward<O: Observer>(
     // probabilities per head.
     let heads = par.partition(nh, 1);
     let ctx = Columns::new(&mut *x.ctx, t, h, heads, d);
-    // Per head: QROWS rows of probabilities and of context, and the transposed keys
-    // (`scratch::Plan`).
-    let unit = QROWS * (s + d) + s * d;
+    // Per head: QROWS rows of probabilities and of context, its keys (transposed for the
+    // AVX-512 scores, else packed) and its values packed (`scratch::Plan`).
+    let unit = QROWS * (s + d) + 2 * s * d;
     let probs = Chunks::new(&mut *x.probs, heads, unit);
     let (q, k, v) = (&*x.q, &*x.k, &*x.v);
     par.run(&heads, &|p| {
         let mut ctx = ctx.take(p);
         let (probs, rest) = probs.take(p)[..unit].split_at_mut(QROWS * s);
-        let (out, kt) = rest.split_at_mut(QROWS * d);
+        let (out, rest) = rest.split_at_mut(QROWS * d);
+        let (kt, vp) = rest.split_at_mut(s * d);
         let first = ctx.cols().start;
         for head in heads.range(p) {
             let col = head * d;
             for bi in 0..b {
                 let base = bi * s;
                 // The head's keys and values of token j start at `j·h` in these slices.
+                // Rows `h` floats apart (a multiple of 4 KiB / 3 for the base shape) fall into
+                // a few L1 sets: packed rows `d` apart stay in L1 across the query rows.
                 let keys = &k[base * h + col..];
-                let values = &v[base * h + col..];
                 let mask = inp.attention_mask.map(|m| &m[base..base + s]);
-                if attention::reads_transposed_keys() {
+                let (keys, stride) = if attention::reads_transposed_keys() {
                     attention::transpose_keys(keys, h, s, d, kt);
-                }
+                    (keys, h)
+                } else {
+                    attention::pack_rows(keys, h, s, d, kt);
+                    (&kt[..], d)
+                };
+                attention::pack_rows(&v[base * h + col..], h, s, d, vp);
+                let values = &vp[..];
                 // QROWS query rows at a time, sharing each key and value load.
                 for i in (0..s).step_by(QROWS) {
                     let rows = QROWS.min(s - i);
                     let qs: [&[f32]; QROWS] =
                         core::array::from_fn(|r| &q[(base + i + r.min(rows - 1)) * h + col..][..d]);
                     // transformers adds finfo(float32).min where the mask is 0.
-                    attention::scores_rows(&qs[..rows], keys, h, kt, scale, mask, probs, s);
+                    attention::scores_rows(&qs[..rows], keys, stride, kt, scale, mask, probs, s);
                     probs[..rows * s].chunks_exact_mut(s).for_each(ops::softmax);
-                    attention::context_rows(probs, s, rows, values, h, out, d);
+                    attention::context_rows(probs, s, rows, values, d, out, d);
                     for r in 0..rows {
                         ctx.row(base + i + r)[col - first..][..d].copy_from_slice(&out[r * d..][..d]);
                     }

@@ -45,11 +45,12 @@ impl Plan {
             max_n = max_n.max(c.vocab_size as usize);
         }
         // Attention, per head: QROWS rows of S probabilities and of the head's context, and
-        // its S × head_dim keys transposed.
+        // its S × head_dim keys (transposed or packed) and values (packed).
         let nh = c.num_attention_heads as usize;
         let hd = c.head_dim();
-        let probs =
-            nh.saturating_mul(QROWS.saturating_mul(seq.saturating_add(hd)).saturating_add(seq.saturating_mul(hd)));
+        let probs = nh.saturating_mul(
+            QROWS.saturating_mul(seq.saturating_add(hd)).saturating_add(seq.saturating_mul(hd).saturating_mul(2)),
+        );
         // i32s holds the i32 accumulators of int8 GEMMs: a block of up to GEMM_ROWS output
         // rows of the widest hidden/FFN linear, and at least one row of any linear; then
         // max_n i64 ones for int16-activation GEMMs (2 words each, plus one word of
