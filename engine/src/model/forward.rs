@@ -420,6 +420,11 @@ fn int8_part(
                                             *o = t * s * a as f32 + b;
                                         }
                                     }
+                                    (false, rs) if fused_outliers(lin) => {
+                                        let rs = rs.map(|rs| &rs[cols.clone()]);
+                                        let xr = &x[r * k..(r + 1) * k];
+                                        finish_with_outliers($acc, sc, rs, bias, t, c, xr, lin, cols.clone(), out);
+                                    }
                                     (false, rs) => {
                                         for ((o, &a), &s) in out.iter_mut().zip($acc).zip(sc) {
                                             *o = t * s * a as f32;
@@ -490,6 +495,99 @@ fn epilogue_row(xr: &[f32], lin: &Linear<'_>, js: core::ops::Range<usize>, y: &m
             for ((yo, wrow), &b) in y.iter_mut().zip(ow.chunks_exact(c)).zip(bias) {
                 let s = o.cols.iter().zip(wrow).fold(-0.0f32, |s, (&col, &w)| s + xr[col as usize] * w);
                 *yo = (*yo + b) + s;
+            }
+        }
+    }
+}
+
+/// Whether [`finish_with_outliers`] takes `lin`'s outlier channels (a handful, as usual).
+#[inline(always)]
+fn fused_outliers(lin: &Linear<'_>) -> bool {
+    lin.outliers.as_ref().is_some_and(|o| (1..=4).contains(&o.cols.len()))
+}
+
+/// An accumulator element (i32 for int8 activations, i64 for int16), as `as f32` converts it.
+trait AccF32: Copy {
+    fn to_f32(self) -> f32;
+}
+
+impl AccF32 for i32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+}
+
+impl AccF32 for i64 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+}
+
+/// The finish of one row's part with 1-4 outlier channels in one pass:
+/// `((t·s·acc + c·row_sum) + bias) + Σ_j x[col_j]·w[n][j]`, the operations and their order
+/// of the three passes it replaces (dequantize, add the row-sum term, [`epilogue_row`]),
+/// so the same bits with one write of each output instead of three.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn finish_with_outliers<A: AccF32>(
+    acc: &[A],
+    sc: &[f32],
+    rs: Option<&[f32]>,
+    bias: &[f32],
+    t: f32,
+    c: f32,
+    xr: &[f32],
+    lin: &Linear<'_>,
+    js: core::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    let Some(o) = &lin.outliers else { return };
+    let n = o.cols.len();
+    let ow = &o.w[js.start * n..js.end * n];
+    match n {
+        1 => outliers_fused::<1, A>(acc, sc, rs, bias, t, c, xr, o.cols, ow, out),
+        2 => outliers_fused::<2, A>(acc, sc, rs, bias, t, c, xr, o.cols, ow, out),
+        3 => outliers_fused::<3, A>(acc, sc, rs, bias, t, c, xr, o.cols, ow, out),
+        _ => outliers_fused::<4, A>(acc, sc, rs, bias, t, c, xr, o.cols, ow, out),
+    }
+}
+
+/// [`finish_with_outliers`] with `C` channels.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn outliers_fused<const C: usize, A: AccF32>(
+    acc: &[A],
+    sc: &[f32],
+    rs: Option<&[f32]>,
+    bias: &[f32],
+    t: f32,
+    c: f32,
+    xr: &[f32],
+    cols: &[f32],
+    ow: &[f32],
+    out: &mut [f32],
+) {
+    let xo: [f32; C] = core::array::from_fn(|j| xr[cols[j] as usize]);
+    let sum = |w: &[f32]| {
+        let mut s = -0.0f32;
+        for j in 0..C {
+            s += xo[j] * w[j];
+        }
+        s
+    };
+    match rs {
+        Some(rs) => {
+            for (((((o, &a), &s), &r), &b), w) in
+                out.iter_mut().zip(acc).zip(sc).zip(rs).zip(bias).zip(ow.chunks_exact(C))
+            {
+                *o = ((t * s * a.to_f32() + c * r) + b) + sum(w);
+            }
+        }
+        None => {
+            for ((((o, &a), &s), &b), w) in out.iter_mut().zip(acc).zip(sc).zip(bias).zip(ow.chunks_exact(C)) {
+                *o = (t * s * a.to_f32() + b) + sum(w);
             }
         }
     }
