@@ -158,10 +158,20 @@ unsafe fn finish_tile<const R: usize, const C: usize, T: Copy + Into<i32>>(
 /// AVX2 present; each `a16` pointer valid for `k` i16 values, each `b` pointer for `k` bytes.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn tile_avx2_4x3_a16(k: usize, a16: [*const i16; 4], b: [*const i8; 3]) -> [[i32; 3]; 4] {
+unsafe fn tile_avx2_4x3_a16<const PF: bool>(
+    k: usize,
+    a16: [*const i16; 4],
+    b: [*const i8; 3],
+    pf: *const i8,
+) -> [[i32; 3]; 4] {
     let mut x = [_mm256_setzero_si256(); 12];
     let mut p = 0;
     while p + 16 <= k {
+        if PF {
+            // Spread over the steps: 48 bytes of the 3·k at `pf` per 16-K step (a prefetch
+            // never faults, and `wrapping_add` needs no allocation).
+            _mm_prefetch::<_MM_HINT_T1>(pf.wrapping_add(3 * p));
+        }
         // SAFETY: reads 16 bytes at `b[j] + p` and 32 at `a16[i] + 2p`, inside the rows
         // (p + 16 ≤ k); registers only otherwise.
         unsafe {
@@ -260,18 +270,14 @@ pub(super) unsafe fn avx2_gemm_i8_i32_4x3(m: usize, n: usize, k: usize, a: *cons
                     let mut j = j0;
                     while j < j1 {
                         let cols = (j1 - j).min(3);
-                        if i == 0 && j + 2 * 3 < n {
-                            // The first row tile of a block streams its weights from memory
-                            // (L3 at best: a layer's weights exceed L2), which the hardware
-                            // prefetcher does not keep up with at a few tokens. Requesting the
-                            // rows two column tiles ahead into L2 raised the throughput on
-                            // cold weights at M = 8 by 1.3-2.2× (`kernels/README.md`, "Weight
-                            // prefetch"); later row tiles find the block in L2.
-                            let rows = (n - j - 2 * 3).min(3);
-                            prefetch_l2(b.add((j + 2 * 3) * k), rows * k);
-                        }
+                        // The first row tile of a block streams its weights from memory (L3
+                        // at best: a layer's weights exceed L2), which the hardware prefetcher
+                        // does not keep up with at a few tokens. It requests the rows two
+                        // column tiles ahead into L2 (`kernels/README.md`, "Weight
+                        // prefetch"); later row tiles find the block in L2.
+                        let ahead = (i == 0 && j + 2 * 3 < n).then(|| (b.add((j + 2 * 3) * k), (n - j - 2 * 3).min(3)));
                         let bp: [*const i8; 3] = core::array::from_fn(|t| b.add((j + t.min(cols - 1)) * k));
-                        let out: [[i32; 3]; $r] = $tile(k, $ap, bp);
+                        let out: [[i32; 3]; $r] = $tile(k, $ap, bp, ahead);
                         for (t, row) in out.iter().enumerate() {
                             super::store_cols!(row, c.add((i + t) * n + j), cols, 3);
                         }
@@ -298,13 +304,28 @@ pub(super) unsafe fn avx2_gemm_i8_i32_4x3(m: usize, n: usize, k: usize, a: *cons
                         }
                     }
                     let ap: [*const i16; 4] = core::array::from_fn(|t| pp.add(t * k).cast_const());
-                    row_tile!(4, tile_avx2_4x3_a16, ap);
+                    row_tile!(
+                        4,
+                        |k, ap, bp, ahead: Option<(*const i8, usize)>| match ahead {
+                            Some((pf, _)) => tile_avx2_4x3_a16::<true>(k, ap, bp, pf),
+                            None => tile_avx2_4x3_a16::<false>(k, ap, bp, core::ptr::null()),
+                        },
+                        ap
+                    );
                 } else {
                     // The bottom 1-3 rows: the plain tile on the i8 rows (last row repeated).
                     macro_rules! plain {
                         ($r:literal) => {{
                             let ap: [*const i8; $r] = core::array::from_fn(|t| a.add((i + t.min(rows - 1)) * k));
-                            row_tile!($r, |k, ap, bp| tile_avx2::<$r, 3>(k, ap, bp, [0; $r]), ap);
+                            let tile = |k, ap, bp, ahead: Option<(*const i8, usize)>| {
+                                if let Some((pf, rows)) = ahead {
+                                    // At 1-3 rows one burst per column tile (this path is
+                                    // the bottom edge, or a whole GEMM of 1-3 tokens).
+                                    prefetch_l2(pf, rows * k);
+                                }
+                                tile_avx2::<$r, 3>(k, ap, bp, [0; $r])
+                            };
+                            row_tile!($r, tile, ap);
                         }};
                     }
                     match rows {
