@@ -275,7 +275,11 @@ pub(super) unsafe fn avx2_gemm_i8_i32_4x3(m: usize, n: usize, k: usize, a: *cons
                         // does not keep up with at a few tokens. It requests the rows two
                         // column tiles ahead into L2 (`kernels/README.md`, "Weight
                         // prefetch"); later row tiles find the block in L2.
-                        let ahead = (i == 0 && j + 2 * 3 < n).then(|| (b.add((j + 2 * 3) * k), (n - j - 2 * 3).min(3)));
+                        let ahead = if i == 0 && j + 2 * 3 < n {
+                            Some((b.add((j + 2 * 3) * k), (n - j - 2 * 3).min(3)))
+                        } else {
+                            None
+                        };
                         let bp: [*const i8; 3] = core::array::from_fn(|t| b.add((j + t.min(cols - 1)) * k));
                         let out: [[i32; 3]; $r] = $tile(k, $ap, bp, ahead);
                         for (t, row) in out.iter().enumerate() {
