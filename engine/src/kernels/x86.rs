@@ -153,6 +153,8 @@ unsafe fn finish_tile<const R: usize, const C: usize, T: Copy + Into<i32>>(
 /// intrinsics, [`tile_avx2`] needs 17 ymm at 4×3: LLVM spilled an accumulator and
 /// recomputed a weight pointer (9 scalar instructions) every step; the same loop over the
 /// panel kept all four activation vectors in registers and spilled two accumulators.
+/// With `PF`, each step also prefetches 48 bytes of the `3·k` at `pf` (the weight rows two
+/// column tiles ahead), so that the prefetches of a tile spread over its steps.
 ///
 /// # Safety
 /// AVX2 present; each `a16` pointer valid for `k` i16 values, each `b` pointer for `k` bytes.

@@ -3,12 +3,13 @@
 //!
 //! The hot ones (LayerNorm, softmax, GELU in its tanh forms, `quantize_row`) run on `wide`'s
 //! `f32x8` (two SSE2 registers on a default x86_64 build, two NEON registers on aarch64,
-//! plain arrays on targets without SIMD). Only IEEE add, subtract, multiply, divide, compare
-//! and bit operations are used, never a fused multiply-add, and horizontal sums run in a
-//! fixed order, so every target computes the same bits. Element-wise results never depend
-//! on where a slice starts or ends (a tail shorter than 8 lanes goes through the same
-//! vector code, padded), which is what lets the thread pool split these loops anywhere
-//! without changing a result.
+//! plain arrays on targets without SIMD); `avx2.rs` and `avx512.rs` hold one-ymm and
+//! 16-lane forms of the hottest, chosen with the `avx2` and `vnni` GEMM kernels. Only IEEE
+//! add, subtract, multiply, divide, compare and bit operations are used, never a fused
+//! multiply-add, and horizontal sums run in a fixed order, so every target computes the
+//! same bits. Element-wise results never depend on where a slice starts or ends (a tail
+//! shorter than 8 lanes goes through the same vector code, padded), which is what lets
+//! the thread pool split these loops anywhere without changing a result.
 
 use crate::config::Activation;
 use wide::{CmpEq, CmpGe, CmpLt, f32x8, i32x8};
