@@ -10,7 +10,10 @@
 //! because LLVM vectorised the plain scores loop across keys, with a shuffle per element.
 //!
 //! Scores: four keys at a time (four independent accumulators, each query chunk loaded
-//! once for all four). Context: the output row's columns stay in registers over all `j`.
+//! once for all four), and with AVX2 two query rows per key load ([`scores_rows`]).
+//! Context: the output row's columns stay in registers over all `j`. The forward pass
+//! hands these loops a head's keys and values packed `head_dim` apart ([`pack_rows`]):
+//! token rows `hidden_size` floats apart fall into a few L1 sets.
 
 /// Keys per step of the vector scores loops.
 #[allow(dead_code)] // only the vector versions use it
