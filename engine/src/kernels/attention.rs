@@ -209,6 +209,53 @@ mod avx2 {
         }
     }
 
+    /// [`context`] for two rows of probabilities (`p0`, `p1`, the same length) into `o0`
+    /// and `o1` (the same length): 32 columns of both rows in registers, each value vector
+    /// loaded once for the two. Per element the operations of one [`context`] call.
+    ///
+    /// # Safety
+    /// AVX2 present.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn context2(
+        (p0, p1): (&[f32], &[f32]),
+        values: &[f32],
+        stride: usize,
+        (o0, o1): (&mut [f32], &mut [f32]),
+    ) {
+        let d = o0.len();
+        let p1 = &p1[..p0.len()];
+        let o1 = &mut o1[..d];
+        let mut c0 = 0;
+        while c0 + 32 <= d {
+            let (mut a0, mut a1) = ([_mm256_setzero_ps(); 4], [_mm256_setzero_ps(); 4]);
+            for (j, (&x0, &x1)) in p0.iter().zip(p1).enumerate() {
+                let vj = &values[j * stride + c0..][..32];
+                let (b0, b1) = (_mm256_set1_ps(x0), _mm256_set1_ps(x1));
+                for i in 0..4 {
+                    // SAFETY: 8·i + 8 ≤ 32 = vj.len().
+                    let v = unsafe { _mm256_loadu_ps(vj.as_ptr().add(8 * i)) };
+                    a0[i] = _mm256_add_ps(a0[i], _mm256_mul_ps(b0, v));
+                    a1[i] = _mm256_add_ps(a1[i], _mm256_mul_ps(b1, v));
+                }
+            }
+            for i in 0..4 {
+                // SAFETY: c0 + 8·i + 8 ≤ c0 + 32 ≤ d, both rows d long.
+                unsafe {
+                    _mm256_storeu_ps(o0.as_mut_ptr().add(c0 + 8 * i), a0[i]);
+                    _mm256_storeu_ps(o1.as_mut_ptr().add(c0 + 8 * i), a1[i]);
+                }
+            }
+            c0 += 32;
+        }
+        if c0 < d {
+            // SAFETY: AVX2 present (this function's contract).
+            unsafe {
+                context(p0, &values[c0..], stride, &mut o0[c0..]);
+                context(p1, &values[c0..], stride, &mut o1[c0..]);
+            }
+        }
+    }
+
     /// # Safety
     /// AVX2 present.
     #[target_feature(enable = "avx2")]
@@ -581,6 +628,21 @@ pub fn context_rows(probs: &[f32], n: usize, rows: usize, values: &[f32], stride
     if rows == QROWS && super::float_avx512() {
         // SAFETY: the `vnni` kernel was selected, so AVX-512F is present.
         return unsafe { avx512::context_block(probs, n, values, stride, out, d) };
+    }
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if has_avx2() {
+        let (probs, out) = (&probs[..rows * n], &mut out[..rows * d]);
+        let mut pairs = probs.chunks_exact(2 * n).zip(out.chunks_exact_mut(2 * d));
+        for (p, o) in &mut pairs {
+            let (o0, o1) = o.split_at_mut(d);
+            // SAFETY: AVX2 was detected.
+            unsafe { avx2::context2(p.split_at(n), values, stride, (o0, o1)) };
+        }
+        if rows % 2 == 1 {
+            let r = rows - 1;
+            attention_context(&probs[r * n..], values, stride, &mut out[r * d..]);
+        }
+        return;
     }
     for r in 0..rows {
         attention_context(&probs[r * n..(r + 1) * n], values, stride, &mut out[r * d..(r + 1) * d]);
