@@ -420,19 +420,10 @@ fn int8_part(
                                             *o = t * s * a as f32 + b;
                                         }
                                     }
-                                    (false, rs) if fused_outliers(lin) => {
+                                    (false, rs) => {
                                         let rs = rs.map(|rs| &rs[cols.clone()]);
                                         let xr = &x[r * k..(r + 1) * k];
                                         finish_with_outliers($acc, sc, rs, bias, t, c, xr, lin, cols.clone(), out);
-                                    }
-                                    (false, rs) => {
-                                        for ((o, &a), &s) in out.iter_mut().zip($acc).zip(sc) {
-                                            *o = t * s * a as f32;
-                                        }
-                                        if let Some(rs) = rs {
-                                            out.iter_mut().zip(&rs[cols.clone()]).for_each(|(o, &s)| *o += c * s);
-                                        }
-                                        epilogue_row(&x[r * k..(r + 1) * k], lin, cols.clone(), out);
                                     }
                                 }
                             };
@@ -500,12 +491,6 @@ fn epilogue_row(xr: &[f32], lin: &Linear<'_>, js: core::ops::Range<usize>, y: &m
     }
 }
 
-/// Whether [`finish_with_outliers`] takes `lin`'s outlier channels (a handful, as usual).
-#[inline(always)]
-fn fused_outliers(lin: &Linear<'_>) -> bool {
-    lin.outliers.as_ref().is_some_and(|o| (1..=4).contains(&o.cols.len()))
-}
-
 /// An accumulator element (i32 for int8 activations, i64 for int16), as `as f32` converts it.
 trait AccF32: Copy {
     fn to_f32(self) -> f32;
@@ -525,10 +510,10 @@ impl AccF32 for i64 {
     }
 }
 
-/// The finish of one row's part with 1-4 outlier channels in one pass:
-/// `((t·s·acc + c·row_sum) + bias) + Σ_j x[col_j]·w[n][j]`, the operations and their order
-/// of the three passes it replaces (dequantize, add the row-sum term, [`epilogue_row`]),
-/// so the same bits with one write of each output instead of three.
+/// The finish of one row's part with outlier channels, in one pass:
+/// `((t·s·acc + c·row_sum) + bias) + Σ_j x[col_j]·w[n][j]`, the sum from −0.0 in order of
+/// `j`: the operations and their order of dequantizing, adding the row-sum term and then
+/// [`epilogue_row`], with one write of each output instead of three.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn finish_with_outliers<A: AccF32>(
@@ -546,11 +531,48 @@ fn finish_with_outliers<A: AccF32>(
     let Some(o) = &lin.outliers else { return };
     let n = o.cols.len();
     let ow = &o.w[js.start * n..js.end * n];
+    // The usual handful of channels as a compile-time count (an unrolled sum over
+    // registers), as `epilogue_row`; any count through the general sum, the same operations.
+    let general = |w: &[f32]| o.cols.iter().zip(w).fold(-0.0f32, |s, (&col, &w)| s + xr[col as usize] * w);
     match n {
         1 => outliers_fused::<1, A>(acc, sc, rs, bias, t, c, xr, o.cols, ow, out),
         2 => outliers_fused::<2, A>(acc, sc, rs, bias, t, c, xr, o.cols, ow, out),
         3 => outliers_fused::<3, A>(acc, sc, rs, bias, t, c, xr, o.cols, ow, out),
-        _ => outliers_fused::<4, A>(acc, sc, rs, bias, t, c, xr, o.cols, ow, out),
+        4 => outliers_fused::<4, A>(acc, sc, rs, bias, t, c, xr, o.cols, ow, out),
+        5 => outliers_fused::<5, A>(acc, sc, rs, bias, t, c, xr, o.cols, ow, out),
+        6 => outliers_fused::<6, A>(acc, sc, rs, bias, t, c, xr, o.cols, ow, out),
+        7 => outliers_fused::<7, A>(acc, sc, rs, bias, t, c, xr, o.cols, ow, out),
+        8 => outliers_fused::<8, A>(acc, sc, rs, bias, t, c, xr, o.cols, ow, out),
+        _ => finish_rows(acc, sc, rs, bias, t, c, ow.chunks_exact(n), out, general),
+    }
+}
+
+/// `out[i] = ((t·sc[i]·acc[i] (+ c·rs[i])) + bias[i]) + sum(w_i)` over the per-column
+/// outlier weights `ws`: the loop both forms of [`finish_with_outliers`] run.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn finish_rows<'w, A: AccF32>(
+    acc: &[A],
+    sc: &[f32],
+    rs: Option<&[f32]>,
+    bias: &[f32],
+    t: f32,
+    c: f32,
+    ws: impl Iterator<Item = &'w [f32]>,
+    out: &mut [f32],
+    sum: impl Fn(&[f32]) -> f32,
+) {
+    match rs {
+        Some(rs) => {
+            for (((((o, &a), &s), &r), &b), w) in out.iter_mut().zip(acc).zip(sc).zip(rs).zip(bias).zip(ws) {
+                *o = ((t * s * a.to_f32() + c * r) + b) + sum(w);
+            }
+        }
+        None => {
+            for ((((o, &a), &s), &b), w) in out.iter_mut().zip(acc).zip(sc).zip(bias).zip(ws) {
+                *o = (t * s * a.to_f32() + b) + sum(w);
+            }
+        }
     }
 }
 
@@ -577,20 +599,7 @@ fn outliers_fused<const C: usize, A: AccF32>(
         }
         s
     };
-    match rs {
-        Some(rs) => {
-            for (((((o, &a), &s), &r), &b), w) in
-                out.iter_mut().zip(acc).zip(sc).zip(rs).zip(bias).zip(ow.chunks_exact(C))
-            {
-                *o = ((t * s * a.to_f32() + c * r) + b) + sum(w);
-            }
-        }
-        None => {
-            for ((((o, &a), &s), &b), w) in out.iter_mut().zip(acc).zip(sc).zip(bias).zip(ow.chunks_exact(C)) {
-                *o = (t * s * a.to_f32() + b) + sum(w);
-            }
-        }
-    }
+    finish_rows(acc, sc, rs, bias, t, c, ow.chunks_exact(C), out, sum);
 }
 
 /// One row of [`epilogue`] with `C` outlier channels.

@@ -181,6 +181,22 @@ pub(super) unsafe fn softmax(x: &mut [f32]) {
     }
 }
 
+/// `x[i..i + 8]`, times `mul[i..i + 8]` if given.
+///
+/// # Safety
+/// AVX present; `i + 8 ≤ x.len()`, and `≤ mul.len()` if given.
+#[inline(always)]
+unsafe fn load_mul(x: &[f32], mul: Option<&[f32]>, i: usize) -> __m256 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let v = _mm256_loadu_ps(x.as_ptr().add(i));
+        match mul {
+            Some(m) => _mm256_mul_ps(v, _mm256_loadu_ps(m.as_ptr().add(i))),
+            None => v,
+        }
+    }
+}
+
 /// `super::range8`: the minimum and maximum of `x ⊙ mul`, NaN ignored.
 ///
 /// # Safety
@@ -194,25 +210,12 @@ pub(super) unsafe fn range(x: &[f32], mul: Option<&[f32]>) -> (f32, f32) {
         let (mut lo, mut hi) = (splat(f32::INFINITY), splat(f32::NEG_INFINITY));
         let mut i = 0;
         while i < full {
-            let v = _mm256_loadu_ps(x.as_ptr().add(i));
-            let v = match m {
-                Some(m) => _mm256_mul_ps(v, _mm256_loadu_ps(m.as_ptr().add(i))),
-                None => v,
-            };
+            let v = load_mul(x, m, i);
             lo = min_ignoring_nan(lo, v);
             hi = max_ignoring_nan(hi, v);
             i += L;
         }
-        let (mut lo, mut hi) = (
-            lanes(lo).into_iter().fold(f32::INFINITY, f32::min),
-            lanes(hi).into_iter().fold(f32::NEG_INFINITY, f32::max),
-        );
-        for (k, &v) in x.iter().enumerate().skip(full) {
-            let v = v * m.map_or(1.0, |m| m[k]);
-            lo = lo.min(v);
-            hi = hi.max(v);
-        }
-        (lo, hi)
+        super::range_finish(lanes(lo), lanes(hi), x, m, full)
     }
 }
 
@@ -294,17 +297,10 @@ pub(super) unsafe fn quantize_into<T: Store8 + super::Quant>(
     unsafe {
         let mut i = 0;
         while i < full {
-            let v = _mm256_loadu_ps(x.as_ptr().add(i));
-            let v = match m {
-                Some(m) => _mm256_mul_ps(v, _mm256_loadu_ps(m.as_ptr().add(i))),
-                None => v,
-            };
+            let v = load_mul(x, m, i);
             T::store8(q.as_mut_ptr().add(i), quantize8(v, c8, inv8, max8));
             i += L;
         }
     }
-    for k in full..n {
-        let v = x[k] * m.map_or(1.0, |m| m[k]);
-        q[k] = T::from_f32(libm::roundf((v - c) * inv).clamp(-T::MAX, T::MAX));
-    }
+    super::quantize_tail(x, m, c, inv, q, full);
 }

@@ -312,10 +312,15 @@ fn range8(x: &[f32], mul: Option<&[f32]>) -> (f32, f32) {
         Some(m) => x[..split].chunks_exact(LANES).zip(m.chunks_exact(LANES)).for_each(|(c, m)| step(load(c) * load(m))),
         None => x[..split].chunks_exact(LANES).for_each(|c| step(load(c))),
     }
-    let (mut lo, mut hi) = (
-        lo.to_array().into_iter().fold(f32::INFINITY, f32::min),
-        hi.to_array().into_iter().fold(f32::NEG_INFINITY, f32::max),
-    );
+    range_finish(lo.to_array(), hi.to_array(), x, mul, split)
+}
+
+/// The end of every `range` form: the 8 lanes' minima and maxima folded, then the scalar
+/// tail `x[split..]` (times `mul`).
+#[inline(always)]
+fn range_finish(lo: [f32; LANES], hi: [f32; LANES], x: &[f32], mul: Option<&[f32]>, split: usize) -> (f32, f32) {
+    let (mut lo, mut hi) =
+        (lo.into_iter().fold(f32::INFINITY, f32::min), hi.into_iter().fold(f32::NEG_INFINITY, f32::max));
     for (k, &v) in x.iter().enumerate().skip(split) {
         let v = v * mul.map_or(1.0, |m| m[k]);
         lo = lo.min(v);
@@ -413,7 +418,13 @@ fn quantize_into8<T: Quant>(x: &[f32], mul: Option<&[f32]>, c: f32, inv: f32, q:
             .for_each(|(d, (v, m))| put(d, quantize8(load(v) * load(m), c8, inv8, max8))),
         None => qb.zip(x.chunks_exact(LANES)).for_each(|(d, v)| put(d, quantize8(load(v), c8, inv8, max8))),
     }
-    // The scalar form of `quantize8` (what this function computed before it had lanes).
+    quantize_tail(x, mul, c, inv, q, split);
+}
+
+/// The scalar form of `quantize8` (what `quantize_row` computed before it had lanes), for
+/// the tail `split..` that every lane form leaves.
+#[inline(always)]
+fn quantize_tail<T: Quant>(x: &[f32], mul: Option<&[f32]>, c: f32, inv: f32, q: &mut [T], split: usize) {
     for k in split..x.len() {
         let v = x[k] * mul.map_or(1.0, |m| m[k]);
         q[k] = T::from_f32(libm::roundf((v - c) * inv).clamp(-T::MAX, T::MAX));
