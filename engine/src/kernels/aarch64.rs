@@ -335,3 +335,179 @@ pub(super) unsafe fn neon_gemm_i16_i8_i64_4x4(m: usize, n: usize, k: usize, a: *
     // SAFETY: rows < m of `a`, < n of `b`, stores to `c[i·n + j]` with i < m, j < n.
     unsafe { super::drive16!(tile16_neon, 4, 4, m, n, k, a, b, c) }
 }
+
+/// K values of the split int16 kernels' stack panels (4 rows × 2 panels × 4096 = 32 KiB).
+const SPLIT_KC: usize = 4096;
+
+/// Splits `len` int16 activations into their signed high bytes (`hi = x >> 8`) and their
+/// low bytes offset to signed (`lo = (x & 0xff) − 128`), so that
+/// `x = 256·hi + lo + 128` with both parts in `[-128, 127]`.
+///
+/// # Safety
+/// NEON present; `src` valid for `len` i16, `hi` and `lo` for `len` bytes.
+#[inline(always)]
+unsafe fn split_row(src: *const i16, len: usize, hi: *mut i8, lo: *mut i8) {
+    // SAFETY: vector loads and stores at `q < len - 15`, the scalar tail at `q < len`.
+    unsafe {
+        let bias = vdupq_n_s8(-128);
+        let mut q = 0;
+        while q + 16 <= len {
+            let (v0, v1) = (vld1q_s16(src.add(q)), vld1q_s16(src.add(q + 8)));
+            // `shrn #8` keeps bits 15..8 (the arithmetic `x >> 8` as a byte); `xtn` bits 7..0.
+            vst1q_s8(hi.add(q), vshrn_high_n_s16::<8>(vshrn_n_s16::<8>(v0), v1));
+            vst1q_s8(lo.add(q), veorq_s8(vmovn_high_s16(vmovn_s16(v0), v1), bias));
+            q += 16;
+        }
+        for q in q..len {
+            let x = *src.add(q);
+            *hi.add(q) = (x >> 8) as i8;
+            *lo.add(q) = ((x as u8) ^ 0x80) as i8;
+        }
+    }
+}
+
+/// The int16×int8 GEMM as two int8 GEMMs on a kernel's own int8 tile (`sdot`, `smmla`):
+/// each activation is split as in [`split_row`], a row tile's high and low bytes are packed
+/// into two stack panels per column block and K chunk of [`SPLIT_KC`], the tile runs on
+/// both, and the store combines `256·Σ hi·b + Σ lo·b + 128·Σ b` in i64, `Σ b` being the
+/// weight row sum the caller gave (added once, with the first K chunk). Exact: a chunk's
+/// int8 sums stay below `4096 · 2¹⁴ = 2²⁶` in magnitude.
+///
+/// `sdot` multiplies 16 pairs of bytes per instruction where `smlal` multiplies 4 of int16
+/// by int8, so the two int8 products cost half as many multiply instructions as the NEON
+/// int16 tile (`tile16_neon`), and on the Cortex-A76 they issue to both vector pipes where
+/// `smlal` has one (`kernels/README.md`, "Int16 activations on ARM").
+macro_rules! split16 {
+    ($tile:ident, [$($rr:literal),+], $m:expr, $n:expr, $k:expr, $a:expr, $b:expr, $sums:expr, $c:expr) => {{
+        let (m, n, k): (usize, usize, usize) = ($m, $n, $k);
+        let (a, b, sums, c): (*const i16, *const i8, *const f32, *mut i64) = ($a, $b, $sums, $c);
+        let mut panel = core::mem::MaybeUninit::<[i8; 8 * SPLIT_KC]>::uninit();
+        let (hp, lp) = (panel.as_mut_ptr().cast::<i8>(), panel.as_mut_ptr().cast::<i8>().add(4 * SPLIT_KC));
+        let rmax: usize = split16!(@last $($rr),+);
+        let mut k0 = 0;
+        while k0 < k {
+            let kc = (k - k0).min(SPLIT_KC);
+            let nb = $crate::kernels::col_block(kc, 4);
+            let mut j0 = 0;
+            while j0 < n {
+                let j1 = (j0 + nb).min(n);
+                let mut i = 0;
+                while i < m {
+                    let rows_left = m - i;
+                    let mut done = 0;
+                    $(
+                        if done == 0 && (rows_left <= $rr || $rr == rmax) {
+                            let rows = rows_left.min($rr);
+                            for t in 0..rows {
+                                split_row(a.add((i + t) * k + k0), kc, hp.add(t * kc), lp.add(t * kc));
+                            }
+                            // Missing rows repeat the last real one (computed, not stored).
+                            let hi: [*const i8; $rr] = core::array::from_fn(|t| hp.add(t.min(rows - 1) * kc).cast_const());
+                            let lo: [*const i8; $rr] = core::array::from_fn(|t| lp.add(t.min(rows - 1) * kc).cast_const());
+                            let mut j = j0;
+                            while j < j1 {
+                                let cols = (j1 - j).min(4);
+                                let bp: [*const i8; 4] = core::array::from_fn(|u| b.add((j + u.min(cols - 1)) * k + k0));
+                                let sh: [[i32; 4]; $rr] = $tile::<$rr, 4>(kc, hi, bp, [0; $rr]);
+                                let sl: [[i32; 4]; $rr] = $tile::<$rr, 4>(kc, lo, bp, [0; $rr]);
+                                for t in 0..rows {
+                                    let dst = c.add((i + t) * n + j);
+                                    for u in 0..cols {
+                                        let v = 256 * sh[t][u] as i64 + sl[t][u] as i64;
+                                        if k0 == 0 {
+                                            *dst.add(u) = v + 128 * *sums.add(j + u) as i64;
+                                        } else {
+                                            *dst.add(u) += v;
+                                        }
+                                    }
+                                }
+                                j += 4;
+                            }
+                            done = rows;
+                        }
+                    )+
+                    i += done;
+                }
+                j0 = j1;
+            }
+            k0 += kc;
+        }
+    }};
+    (@last $x:literal) => { $x };
+    (@last $x:literal, $($rest:literal),+) => { split16!(@last $($rest),+) };
+}
+
+/// The `sdot` kernel's int16×int8 GEMM given the weight row sums: [`split16`] on
+/// [`tile_sdot`].
+///
+/// # Safety
+/// NEON and dotprod present; `a`, `b`, `c`, `sums` valid for `m·k`, `n·k`, `m·n`, `n`
+/// elements, the sums exact (`Σ_k b[j][k]`).
+#[target_feature(enable = "neon,dotprod")]
+pub(super) unsafe fn sdot_gemm_i16_i8_i64_sums(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const i16,
+    b: *const i8,
+    sums: *const f32,
+    c: *mut i64,
+) {
+    // SAFETY: rows < m of `a` (k0 + kc ≤ k values each), panel rows < 4 of kc ≤ SPLIT_KC
+    // bytes, weight rows < n from k0, sums < n, stores to `c[i·n + j]` with i < m, j < n;
+    // the features per the contract.
+    unsafe { split16!(tile_sdot, [1, 2, 3, 4], m, n, k, a, b, sums, c) }
+}
+
+/// The `i8mm` kernel's int16×int8 GEMM given the weight row sums: [`split16`] on
+/// [`tile_i8mm`] (row pairs; a single last row is paired with itself).
+///
+/// # Safety
+/// NEON and i8mm present; as [`sdot_gemm_i16_i8_i64_sums`].
+#[target_feature(enable = "neon,i8mm")]
+pub(super) unsafe fn i8mm_gemm_i16_i8_i64_sums(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const i16,
+    b: *const i8,
+    sums: *const f32,
+    c: *mut i64,
+) {
+    // SAFETY: as in `sdot_gemm_i16_i8_i64_sums`; the features per the contract.
+    unsafe { split16!(tile_i8mm, [2, 4], m, n, k, a, b, sums, c) }
+}
+
+/// The `sdot` kernel's int8 GEMM in the form that takes weight sums (it needs none).
+///
+/// # Safety
+/// As [`sdot_gemm_i8_i32_4x4`].
+pub(super) unsafe fn sdot_gemm_i8_i32_sums(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const i8,
+    b: *const i8,
+    _sums: *const f32,
+    c: *mut i32,
+) {
+    // SAFETY: the contract is that of `sdot_gemm_i8_i32_4x4`.
+    unsafe { sdot_gemm_i8_i32_4x4(m, n, k, a, b, c) }
+}
+
+/// The `i8mm` kernel's int8 GEMM in the form that takes weight sums (it needs none).
+///
+/// # Safety
+/// As [`i8mm_gemm_i8_i32_4x4`].
+pub(super) unsafe fn i8mm_gemm_i8_i32_sums(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const i8,
+    b: *const i8,
+    _sums: *const f32,
+    c: *mut i32,
+) {
+    // SAFETY: the contract is that of `i8mm_gemm_i8_i32_4x4`.
+    unsafe { i8mm_gemm_i8_i32_4x4(m, n, k, a, b, c) }
+}

@@ -138,7 +138,8 @@ impl Kernel {
     /// `c[i][j] = Σ_k a[i][k] · b[j][k]` for int16 activations, exact in i64; the same
     /// contract (and result) as [`scalar::gemm_i16_i8_i64`]. `avx2` uses `vpmaddwd`, `vnni`
     /// `vpdpwssd` (zmm), the aarch64 kernels share one NEON implementation (`smlal`), `wide`
-    /// uses the scalar one.
+    /// uses the scalar one. Given the weight row sums ([`Kernel::gemm_i16_i8_i64_sums`]),
+    /// `vnni`, `sdot` and `i8mm` run it as two int8 products instead.
     pub fn gemm_i16_i8_i64(&self, m: usize, n: usize, k: usize, a: &[i16], b: &[i8], c: &mut [i64]) {
         assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n, "gemm_i16_i8_i64: buffers too small");
         if m == 0 || n == 0 {
@@ -280,6 +281,10 @@ fn sums_entry(name: &'static str) -> Option<(GemmI8Sums, GemmI16Sums)> {
     match name {
         #[cfg(target_arch = "x86_64")]
         "vnni" => Some((x86::avx512vnni_gemm_i8_i32_sums, x86::avx512vnni_gemm_i16_i8_i64_sums)),
+        #[cfg(target_arch = "aarch64")]
+        "sdot" => Some((aarch64::sdot_gemm_i8_i32_sums, aarch64::sdot_gemm_i16_i8_i64_sums)),
+        #[cfg(target_arch = "aarch64")]
+        "i8mm" => Some((aarch64::i8mm_gemm_i8_i32_sums, aarch64::i8mm_gemm_i16_i8_i64_sums)),
         _ => None,
     }
 }
