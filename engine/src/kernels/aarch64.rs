@@ -84,7 +84,7 @@ unsafe fn tile_neon<const R: usize, const C: usize>(
     b: [*const i8; C],
     _prep: [i32; R],
 ) -> [[i32; C]; R] {
-    // Opaque to LLVM, as in `tile_sdot` (12 scalar instructions of 87 per step otherwise).
+    // Opaque to LLVM, as in `tile_sdot` (the 4×4 step: 87 instructions before, 76 after).
     let (a, b) = core::hint::black_box((a, b));
     // SAFETY: loads read `[p, p + 16)` with `p + 16 ≤ k`; NEON per the contract.
     unsafe {
@@ -154,7 +154,7 @@ unsafe fn tile_sdot<const R: usize, const C: usize>(
     _prep: [i32; R],
 ) -> [[i32; C]; R] {
     // Opaque to LLVM: otherwise it recomputes the driver's padded column pointers
-    // (`csel`, `madd`) inside the loop, 12 of the step's 36 instructions.
+    // (`csel`, `madd`) inside the loop (the 4×4 step: 36 instructions before, 28 after).
     let (a, b) = core::hint::black_box((a, b));
     // SAFETY: loads read `[p, p + 16)` with `p + 16 ≤ k`; the features per the contract.
     unsafe {
@@ -232,7 +232,7 @@ unsafe fn tile_i8mm<const R: usize, const C: usize>(
     b: [*const i8; C],
     _prep: [i32; R],
 ) -> [[i32; C]; R] {
-    // Opaque to LLVM, as in `tile_sdot` (10 scalar instructions of 39 per step otherwise).
+    // Opaque to LLVM, as in `tile_sdot` (the 4×4 step: 39 instructions before, 28 after).
     let (a, b) = core::hint::black_box((a, b));
     // SAFETY: loads read `[p, p + 16)` with `p + 16 ≤ k`; the features per the contract.
     unsafe {

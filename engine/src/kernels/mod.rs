@@ -8,7 +8,7 @@
 //! | name     | where                      | inner instruction                          | tile (rows × cols) |
 //! |----------|----------------------------|--------------------------------------------|--------------------|
 //! | `scalar` | everywhere                 | plain Rust                                 | 1 × 1              |
-//! | `wide`   | everywhere (`wide` crate)  | i16 shifts + `pmaddwd` / `smull+addp`      | 4 × 2              |
+//! | `wide`   | everywhere (`wide` crate)  | i16 shifts (AVX2 builds: `vpmovsxbw`) + `pmaddwd` / `smull+addp` | 4 × 2 |
 //! | `avx2`   | x86_64 with AVX2           | `vpmovsxbw` + `vpmaddwd` (ymm)             | 4 × 3              |
 //! | `vnni`   | x86_64 with AVX-512 VNNI   | `vpdpbusd` (zmm), weights broadcast        | 32 × 12 (m ≥ 16), 9-15 × 12 (pair form), 2-8 × 12 (quad form) |
 //! | `neon`   | aarch64                    | `smull` + `sadalp`                         | 4 × 4              |

@@ -15,7 +15,8 @@ use ::wide::{i16x16, i32x8};
 
 const STEP: usize = 32;
 
-/// Whether this build reads the weights and activations with `vpmovsxbw`.
+/// Two versions of an item: the first for builds with AVX2 (which widen bytes with
+/// `vpmovsxbw`), the second for every other build.
 macro_rules! if_avx2 {
     ($yes:item $no:item) => {
         #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
