@@ -776,7 +776,9 @@ pub unsafe extern "C" fn albert_embed(
         let out = unsafe { output(out, out_len, needed) }?;
         // SAFETY: per the contract.
         let scratch = unsafe { slice_mut(scratch.cast::<u8>(), scratch_len, "scratch is NULL") }?;
-        let mut enc = m.encode(&inp, scratch)?;
+        // The pooler reads only [CLS]: the last layer runs for that token alone.
+        let mut enc =
+            if kind == ALBERT_EMBED_POOLER_OUTPUT { m.encode_pooled(&inp, scratch)? } else { m.encode(&inp, scratch)? };
         match kind {
             ALBERT_EMBED_LAST_HIDDEN_STATE => out.copy_from_slice(enc.last_hidden_state()),
             ALBERT_EMBED_POOLER_OUTPUT => {
@@ -850,7 +852,8 @@ pub unsafe extern "C" fn albert_classify(
         let out = unsafe { output(logits, len, inp.batch.saturating_mul(n)) }?;
         // SAFETY: per the contract.
         let scratch = unsafe { slice_mut(scratch.cast::<u8>(), scratch_len, "scratch is NULL") }?;
-        let mut enc = m.encode(&inp, scratch)?;
+        // The classifier reads only [CLS]: the last layer runs for that token alone.
+        let mut enc = m.encode_pooled(&inp, scratch)?;
         for (b, o) in out.chunks_exact_mut(n).enumerate() {
             m.classify(&mut enc, b, o)?;
         }

@@ -702,12 +702,52 @@ impl Model<'_> {
         self.encode_observed(inputs, scratch, &mut NoObserver)
     }
 
+    /// [`Model::encode`] for heads that read only the first token (`[CLS]`) of each
+    /// sequence: [`Model::pooler_output`], [`Model::classify`], [`Model::sop_logits`],
+    /// [`Model::choice_logit`]. The last layer computes the queries, attention, dense and
+    /// FFN of that token alone (the keys and values of every token), which saves about
+    /// `1 / num_hidden_layers` of the pass; the first token's hidden state has the same bits
+    /// as with [`Model::encode`].
+    ///
+    /// The result is the encoding of that token only: an [`Encoded`] with `seq_len` 1, so
+    /// `last_hidden_state()` holds `batch × hidden_size` values and the per-token heads
+    /// accept position 0 only.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), albert_engine::Error> {
+    /// # let blob: &[u8] = &[];
+    /// let model = albert_engine::Model::from_bytes(blob)?;
+    /// let ids = [2, 48, 13, 3];
+    /// let inputs = albert_engine::Inputs::single(&ids);
+    /// let mut scratch = vec![0u8; model.scratch_bytes(ids.len(), 1)];
+    /// let mut enc = model.encode_pooled(&inputs, &mut scratch)?;
+    /// let mut logits = vec![0f32; model.config().num_labels as usize];
+    /// model.classify(&mut enc, 0, &mut logits)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn encode_pooled<'s>(&self, inputs: &Inputs<'_>, scratch: &'s mut [u8]) -> Result<Encoded<'s>, Error> {
+        self.encode_rows(inputs, scratch, &mut NoObserver, true)
+    }
+
     /// [`Model::encode`], reporting every GEMM and layer output to `obs`.
     pub fn encode_observed<'s, O: Observer>(
         &self,
         inputs: &Inputs<'_>,
         scratch: &'s mut [u8],
         obs: &mut O,
+    ) -> Result<Encoded<'s>, Error> {
+        self.encode_rows(inputs, scratch, obs, false)
+    }
+
+    /// The encoder; with `first_only`, the last layer for the first token of each sequence
+    /// only ([`Model::encode_pooled`]; not observed).
+    fn encode_rows<'s, O: Observer>(
+        &self,
+        inputs: &Inputs<'_>,
+        scratch: &'s mut [u8],
+        obs: &mut O,
+        first_only: bool,
     ) -> Result<Encoded<'s>, Error> {
         self.check_inputs(inputs)?;
         let c: ModelConfig = *self.config();
@@ -746,12 +786,131 @@ impl Model<'_> {
                     probs: &mut *r.probs,
                 };
                 let at = Site { gemm: Gemm::Query, layer: g * inner + j, iteration: it };
+                if first_only && it + 1 == c.num_hidden_layers && j + 1 == inner {
+                    layer_forward_first(&c, layer, inputs, r.hidden, bufs, &mut work, par);
+                    // The first tokens' states are now rows 0..b.
+                    let hidden = &mut r.hidden[..b * h];
+                    return Ok(Encoded { hidden, work, batch: b, seq_len: 1, hidden_size: h });
+                }
                 layer_forward(&c, layer, inputs, r.hidden, bufs, &mut work, par, at, obs);
                 obs.layer(it, g * inner + j, r.hidden);
             }
         }
         Ok(Encoded { hidden: r.hidden, work, batch: b, seq_len: s, hidden_size: h })
     }
+}
+
+/// Which query rows [`attention_heads`] computes.
+#[derive(Clone, Copy, PartialEq)]
+enum Queries {
+    /// Every token: query and context row `bi·s + i` for token `i` of sequence `bi`.
+    All,
+    /// The first token of each sequence: query and context row `bi` (compacted).
+    First,
+}
+
+/// Multi-head attention: the context rows of the queries `which` selects, from the
+/// queries `q`, the keys `k` and values `v` of every token (rows of `hidden_size`).
+#[allow(clippy::too_many_arguments)]
+fn attention_heads(
+    c: &ModelConfig,
+    inp: &Inputs<'_>,
+    which: Queries,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    ctx: &mut [f32],
+    probs: &mut [f32],
+    par: Par<'_>,
+) {
+    let (b, s) = (inp.batch, inp.seq_len);
+    let h = c.hidden_size as usize;
+    let nh = c.num_attention_heads as usize;
+    let d = c.head_dim();
+    let scale = 1.0 / libm::sqrtf(d as f32);
+    // The query and context row of query `i` of sequence `bi`, and the queries per sequence.
+    let row = |bi: usize, i: usize| if which == Queries::All { bi * s + i } else { bi };
+    let queries = if which == Queries::All { s } else { 1 };
+    // Heads in parallel: a part owns its heads' columns of the context and one row of
+    // probabilities per head.
+    let heads = par.partition(nh, 1);
+    let ctx = Columns::new(ctx, b * queries, h, heads, d);
+    // Per head: QROWS rows of probabilities and of context, its keys (transposed for the
+    // AVX-512 scores, else packed) and its values packed (`scratch::Plan`).
+    let unit = QROWS * (s + d) + 2 * s * d;
+    let probs = Chunks::new(probs, heads, unit);
+    par.run(&heads, &|p| {
+        let mut ctx = ctx.take(p);
+        let (probs, rest) = probs.take(p)[..unit].split_at_mut(QROWS * s);
+        let (out, rest) = rest.split_at_mut(QROWS * d);
+        let (kt, vp) = rest.split_at_mut(s * d);
+        let first = ctx.cols().start;
+        for head in heads.range(p) {
+            let col = head * d;
+            for bi in 0..b {
+                let base = bi * s;
+                // The head's keys and values of token j start at `j·h` in these slices.
+                // Rows `h` floats apart (a multiple of 4 KiB / 3 for the base shape) fall into
+                // a few L1 sets: packed rows `d` apart stay in L1 across the query rows.
+                let keys = &k[base * h + col..];
+                let mask = inp.attention_mask.map(|m| &m[base..base + s]);
+                let (keys, stride) = if attention::reads_transposed_keys() {
+                    attention::transpose_keys(keys, h, s, d, kt);
+                    (keys, h)
+                } else {
+                    attention::pack_rows(keys, h, s, d, kt);
+                    (&kt[..], d)
+                };
+                attention::pack_rows(&v[base * h + col..], h, s, d, vp);
+                let values = &vp[..];
+                // QROWS query rows at a time, sharing each key and value load.
+                for i in (0..queries).step_by(QROWS) {
+                    let rows = QROWS.min(queries - i);
+                    let qs: [&[f32]; QROWS] =
+                        core::array::from_fn(|r| &q[row(bi, i + r.min(rows - 1)) * h + col..][..d]);
+                    // transformers adds finfo(float32).min where the mask is 0.
+                    attention::scores_rows(&qs[..rows], keys, stride, kt, scale, mask, probs, s);
+                    probs[..rows * s].chunks_exact_mut(s).for_each(ops::softmax);
+                    attention::context_rows(probs, s, rows, values, d, out, d);
+                    for r in 0..rows {
+                        ctx.row(row(bi, i + r))[col - first..][..d].copy_from_slice(&out[r * d..][..d]);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// The last `AlbertLayer` for the first token of each sequence only
+/// ([`Model::encode_pooled`]): the keys and values of every token, then queries,
+/// attention, dense and FFN for `b` rows. On return `hidden[..b·h]` holds those tokens'
+/// outputs, each bit for bit what [`layer_forward`] gives it.
+fn layer_forward_first(
+    c: &ModelConfig,
+    l: &Layer<'_>,
+    inp: &Inputs<'_>,
+    hidden: &mut [f32],
+    x: LayerBufs<'_>,
+    work: &mut Work<'_>,
+    par: Par<'_>,
+) {
+    let (b, s) = (inp.batch, inp.seq_len);
+    let t = b * s;
+    let h = c.hidden_size as usize;
+    // Per token: quantized alike whichever linear quantizes first (`same_input_quantization`).
+    linear(hidden, t, &l.key, x.k, work, par);
+    linear_with(hidden, t, &l.value, x.v, work, par, same_input_quantization(&l.key, &l.value), false, Post::None);
+    // The first tokens to rows 0..b (row bi·s moves down to bi, never over a row still to come).
+    for bi in 1..b {
+        hidden.copy_within(bi * s * h..bi * s * h + h, bi * h);
+    }
+    let hidden = &mut hidden[..b * h];
+    linear(hidden, b, &l.query, x.q, work, par);
+    attention_heads(c, inp, Queries::First, &*x.q, &*x.k, &*x.v, &mut *x.ctx, &mut *x.probs, par);
+    let eps = c.layer_norm_eps;
+    linear_rows(x.ctx, b, &l.dense, x.attn, work, par, Post::AddNorm(hidden, &l.attn_norm, eps));
+    linear_rows(x.attn, b, &l.ffn, x.ffn, work, par, Post::Act(c.hidden_act));
+    linear_rows(x.ffn, b, &l.ffn_output, hidden, work, par, Post::AddNorm(x.attn, &l.out_norm, eps));
 }
 
 struct LayerBufs<'x> {
@@ -782,9 +941,6 @@ fn layer_forward<O: Observer>(
     let (b, s) = (inp.batch, inp.seq_len);
     let t = b * s;
     let h = c.hidden_size as usize;
-    let nh = c.num_attention_heads as usize;
-    let d = c.head_dim();
-    let scale = 1.0 / libm::sqrtf(d as f32);
 
     linear(hidden, t, &l.query, x.q, work, par);
     obs.gemm(site(Gemm::Query), hidden, x.q, t);
@@ -793,55 +949,7 @@ fn layer_forward<O: Observer>(
     linear_with(hidden, t, &l.value, x.v, work, par, same_input_quantization(&l.key, &l.value), false, Post::None);
     obs.gemm(site(Gemm::Value), hidden, x.v, t);
 
-    // Heads in parallel: a part owns its heads' columns of the context and one row of
-    // probabilities per head.
-    let heads = par.partition(nh, 1);
-    let ctx = Columns::new(&mut *x.ctx, t, h, heads, d);
-    // Per head: QROWS rows of probabilities and of context, its keys (transposed for the
-    // AVX-512 scores, else packed) and its values packed (`scratch::Plan`).
-    let unit = QROWS * (s + d) + 2 * s * d;
-    let probs = Chunks::new(&mut *x.probs, heads, unit);
-    let (q, k, v) = (&*x.q, &*x.k, &*x.v);
-    par.run(&heads, &|p| {
-        let mut ctx = ctx.take(p);
-        let (probs, rest) = probs.take(p)[..unit].split_at_mut(QROWS * s);
-        let (out, rest) = rest.split_at_mut(QROWS * d);
-        let (kt, vp) = rest.split_at_mut(s * d);
-        let first = ctx.cols().start;
-        for head in heads.range(p) {
-            let col = head * d;
-            for bi in 0..b {
-                let base = bi * s;
-                // The head's keys and values of token j start at `j·h` in these slices.
-                // Rows `h` floats apart (a multiple of 4 KiB / 3 for the base shape) fall into
-                // a few L1 sets: packed rows `d` apart stay in L1 across the query rows.
-                let keys = &k[base * h + col..];
-                let mask = inp.attention_mask.map(|m| &m[base..base + s]);
-                let (keys, stride) = if attention::reads_transposed_keys() {
-                    attention::transpose_keys(keys, h, s, d, kt);
-                    (keys, h)
-                } else {
-                    attention::pack_rows(keys, h, s, d, kt);
-                    (&kt[..], d)
-                };
-                attention::pack_rows(&v[base * h + col..], h, s, d, vp);
-                let values = &vp[..];
-                // QROWS query rows at a time, sharing each key and value load.
-                for i in (0..s).step_by(QROWS) {
-                    let rows = QROWS.min(s - i);
-                    let qs: [&[f32]; QROWS] =
-                        core::array::from_fn(|r| &q[(base + i + r.min(rows - 1)) * h + col..][..d]);
-                    // transformers adds finfo(float32).min where the mask is 0.
-                    attention::scores_rows(&qs[..rows], keys, stride, kt, scale, mask, probs, s);
-                    probs[..rows * s].chunks_exact_mut(s).for_each(ops::softmax);
-                    attention::context_rows(probs, s, rows, values, d, out, d);
-                    for r in 0..rows {
-                        ctx.row(base + i + r)[col - first..][..d].copy_from_slice(&out[r * d..][..d]);
-                    }
-                }
-            }
-        }
-    });
+    attention_heads(c, inp, Queries::All, &*x.q, &*x.k, &*x.v, &mut *x.ctx, &mut *x.probs, par);
 
     // The row-wise steps after the dense, FFN and FFN-output linears run inside them (by
     // each thread on the rows it produced when the GEMM is cut by rows), unless an

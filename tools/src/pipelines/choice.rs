@@ -34,7 +34,7 @@ impl Pipeline<'_, '_> {
             }
         }
         let refs: Vec<_> = encoded.iter().collect();
-        let logits = self.run(&refs, |model, enc, b, _| Ok(model.choice_logit(enc, b)?))?;
+        let logits = self.run_pooled(&refs, |model, enc, b, _| Ok(model.choice_logit(enc, b)?))?;
         let mut out = Vec::new();
         let mut rest = &logits[..];
         for (_, choices) in items {

@@ -41,7 +41,7 @@ impl Pipeline<'_, '_> {
             (0..n).map(|i| self.model.label(i).map_or_else(|| format!("LABEL_{i}"), str::to_string)).collect();
         let encoded = inputs.iter().map(|(t, p)| self.encode(t, *p)).collect::<Result<Vec<_>>>()?;
         let refs: Vec<_> = encoded.iter().collect();
-        self.run(&refs, |model, enc, b, _| {
+        self.run_pooled(&refs, |model, enc, b, _| {
             let mut scores = vec![0f32; n];
             model.classify(enc, b, &mut scores)?;
             if n == 1 {
@@ -62,7 +62,7 @@ impl Pipeline<'_, '_> {
         )?;
         let encoded = pairs.iter().map(|(a, b)| self.encode(a, Some(b))).collect::<Result<Vec<_>>>()?;
         let refs: Vec<_> = encoded.iter().collect();
-        self.run(&refs, |model, enc, b, _| {
+        self.run_pooled(&refs, |model, enc, b, _| {
             let mut logits = [0f32; 2];
             model.sop_logits(enc, b, &mut logits)?;
             let mut scores = logits;

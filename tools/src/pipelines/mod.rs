@@ -176,6 +176,25 @@ impl<'m, 'b> Pipeline<'m, 'b> {
     pub(crate) fn run<R>(
         &mut self,
         seqs: &[&Encoded],
+        each: impl FnMut(&Model<'b>, &mut albert_engine::Encoded<'_>, usize, usize) -> Result<R>,
+    ) -> Result<Vec<R>> {
+        self.run_with(seqs, false, each)
+    }
+
+    /// [`Pipeline::run`] for heads that read only the first token of each sequence
+    /// (`Model::encode_pooled`: the last layer for that token alone).
+    pub(crate) fn run_pooled<R>(
+        &mut self,
+        seqs: &[&Encoded],
+        each: impl FnMut(&Model<'b>, &mut albert_engine::Encoded<'_>, usize, usize) -> Result<R>,
+    ) -> Result<Vec<R>> {
+        self.run_with(seqs, true, each)
+    }
+
+    fn run_with<R>(
+        &mut self,
+        seqs: &[&Encoded],
+        pooled: bool,
         mut each: impl FnMut(&Model<'b>, &mut albert_engine::Encoded<'_>, usize, usize) -> Result<R>,
     ) -> Result<Vec<R>> {
         let model = self.model;
@@ -199,7 +218,11 @@ impl<'m, 'b> Pipeline<'m, 'b> {
                 seq_len: len,
             };
             self.scratch.resize(model.scratch_bytes(len, n), 0);
-            let mut enc = model.encode(&inputs, &mut self.scratch)?;
+            let mut enc = if pooled {
+                model.encode_pooled(&inputs, &mut self.scratch)?
+            } else {
+                model.encode(&inputs, &mut self.scratch)?
+            };
             for b in 0..n {
                 out.push(each(model, &mut enc, b, c * self.batch_size.max(1) + b)?);
             }

@@ -1,0 +1,104 @@
+//! `Model::encode_pooled` (the last layer for the first token of each sequence only) gives
+//! that token's hidden state, and every head that reads it, bit for bit as `Model::encode`
+//! does: every fixture (one layer, groups with two layers each, uneven groups; padded
+//! batches), int8 (the default scheme) and f32 blobs, one thread and a pool of three.
+//! The other positions are refused.
+
+use std::sync::Arc;
+
+use albert_engine::config::{DType, Heads};
+use albert_engine::threads::Pool;
+use albert_engine::{Error, Inputs, Model};
+use albert_quantize::pack::PackOptions;
+use albert_tests::{Case, Fixture, fixture_names};
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// The pooled heads of sequence `b`, each by name (those the model has).
+fn heads(model: &Model<'_>, enc: &mut albert_engine::Encoded<'_>, b: usize) -> Vec<(&'static str, Vec<u32>)> {
+    let c = *model.config();
+    let mut out = Vec::new();
+    if c.heads.has(Heads::POOLER) {
+        let mut p = vec![0f32; c.hidden_size as usize];
+        model.pooler_output(enc, b, &mut p).expect("pooler runs");
+        out.push(("pooler_output", bits(&p)));
+    }
+    if c.heads.has(Heads::SOP) {
+        let mut p = vec![0f32; 2];
+        model.sop_logits(enc, b, &mut p).expect("sop runs");
+        out.push(("sop_logits", bits(&p)));
+    }
+    if c.heads.has(Heads::SEQ_CLS) {
+        let mut p = vec![0f32; c.num_labels as usize];
+        model.classify(enc, b, &mut p).expect("classifier runs");
+        out.push(("logits", bits(&p)));
+    }
+    if c.heads.has(Heads::MULTIPLE_CHOICE) {
+        out.push(("choice", bits(&[model.choice_logit(enc, b).expect("choice runs")])));
+    }
+    out
+}
+
+fn check_case(model: &Model<'_>, case: &Case, what: &str) {
+    let seq = *case.shape.last().expect("a sequence axis");
+    let batch = case.input_ids.len() / seq;
+    let inputs = Inputs {
+        input_ids: &case.input_ids,
+        token_type_ids: Some(&case.token_type_ids),
+        attention_mask: Some(&case.attention_mask),
+        batch,
+        seq_len: seq,
+    };
+    let h = model.config().hidden_size as usize;
+    let mut s1 = vec![0u8; model.scratch_bytes(seq, batch)];
+    let mut s2 = vec![0u8; model.scratch_bytes(seq, batch)];
+    let mut full = model.encode(&inputs, &mut s1).expect("encode runs");
+    let mut pooled = model.encode_pooled(&inputs, &mut s2).expect("encode_pooled runs");
+    assert_eq!((pooled.batch(), pooled.seq_len(), pooled.hidden_size()), (batch, 1, h), "{what}");
+    assert_eq!(pooled.last_hidden_state().len(), batch * h, "{what}");
+    for b in 0..batch {
+        assert!(bits(pooled.token(b, 0)) == bits(full.token(b, 0)), "{what}: first token of sequence {b} differs");
+        let (want, got) = (heads(model, &mut full, b), heads(model, &mut pooled, b));
+        for ((name, w), (_, g)) in want.iter().zip(&got) {
+            assert!(w == g, "{what}: {name} of sequence {b} differs");
+        }
+    }
+    // Positions past the first are not computed, so the per-token heads refuse them.
+    if seq > 1 && model.config().heads.has(Heads::QA) {
+        assert!(matches!(pooled.seq_len(), 1));
+        assert!(
+            matches!(model.qa_logits(&mut pooled, 0, 1), Err(Error::BadInput { what: "token position", .. })),
+            "{what}"
+        );
+    }
+}
+
+fn check(dtype: DType) {
+    let names = fixture_names().expect("fixture index");
+    assert!(names.len() >= 10, "the fixture index lists {} fixtures", names.len());
+    for name in names {
+        let f = Fixture::load(&name).expect("fixture loads");
+        // The default scheme without GPTQ rounding (slow to pack in a debug build).
+        let blob = f.pack_with(&PackOptions { gptq: false, ..PackOptions::new(dtype) }).expect("fixture packs");
+        let mut model = Model::from_bytes(blob.as_bytes()).expect("blob loads");
+        assert!(!f.cases.is_empty(), "{name} has cases");
+        for threads in [1, 3] {
+            model.set_pool((threads > 1).then(|| Arc::new(Pool::new(threads).expect("threads start"))));
+            for case in &f.cases {
+                check_case(&model, case, &format!("{name} {} {} ({threads} threads)", dtype.name(), case.name));
+            }
+        }
+    }
+}
+
+#[test]
+fn int8_pooled_encoding_matches_the_full_one_bit_for_bit() {
+    check(DType::I8);
+}
+
+#[test]
+fn f32_pooled_encoding_matches_the_full_one_bit_for_bit() {
+    check(DType::F32);
+}
