@@ -1,7 +1,7 @@
 //! A persistent pool of worker threads (`std` only): created once, then each parallel loop
 //! of a forward pass is one [`Pool::run`], which allocates nothing.
 //!
-//! Between runs workers spin for up to [`SPIN`] on an atomic copy of the run generation,
+//! Between runs workers spin for up to `SPIN` on an atomic copy of the run generation,
 //! then sleep on a `Condvar` (a forward pass is hundreds of runs a few hundred µs apart,
 //! and a futex wake-up costs tens of µs on a VM); the caller likewise spins briefly for
 //! the workers to finish before it sleeps. A run publishes a task count and a borrowed
