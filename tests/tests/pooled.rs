@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use albert_engine::config::{DType, Heads};
 use albert_engine::threads::Pool;
-use albert_engine::{Error, Inputs, Model};
+use albert_engine::{Error, Model};
 use albert_quantize::pack::PackOptions;
 use albert_tests::{Case, Fixture, fixture_names};
 
@@ -42,15 +42,8 @@ fn heads(model: &Model<'_>, enc: &mut albert_engine::Encoded<'_>, b: usize) -> V
 }
 
 fn check_case(model: &Model<'_>, case: &Case, what: &str) {
-    let seq = *case.shape.last().expect("a sequence axis");
-    let batch = case.input_ids.len() / seq;
-    let inputs = Inputs {
-        input_ids: &case.input_ids,
-        token_type_ids: Some(&case.token_type_ids),
-        attention_mask: Some(&case.attention_mask),
-        batch,
-        seq_len: seq,
-    };
+    let inputs = case.inputs().expect("a sequence axis");
+    let (batch, seq) = (inputs.batch, inputs.seq_len);
     let h = model.config().hidden_size as usize;
     let mut s1 = vec![0u8; model.scratch_bytes(seq, batch)];
     let mut s2 = vec![0u8; model.scratch_bytes(seq, batch)];

@@ -28,6 +28,21 @@ pub struct Case {
     pub golden: BTreeMap<String, Array>,
 }
 
+impl Case {
+    /// The case as the engine's input: every leading axis (batch, choices) flattened into
+    /// the batch, the last one the sequence.
+    pub fn inputs(&self) -> Result<Inputs<'_>> {
+        let seq = *self.shape.last().ok_or_else(|| anyhow!("empty input shape"))?;
+        Ok(Inputs {
+            input_ids: &self.input_ids,
+            token_type_ids: Some(&self.token_type_ids),
+            attention_mask: Some(&self.attention_mask),
+            batch: self.input_ids.len() / seq.max(1),
+            seq_len: seq,
+        })
+    }
+}
+
 /// A goldens directory: `goldens.json` (inputs, output names) and `goldens.safetensors`.
 pub struct Goldens {
     pub model_class: String,
@@ -89,15 +104,8 @@ impl Goldens {
 /// names and shapes.
 pub fn run_case(model: &Model<'_>, case: &Case) -> Result<BTreeMap<String, Array>> {
     let c = *model.config();
-    let seq = *case.shape.last().ok_or_else(|| anyhow!("empty input shape"))?;
-    let batch = case.input_ids.len() / seq;
-    let inputs = Inputs {
-        input_ids: &case.input_ids,
-        token_type_ids: Some(&case.token_type_ids),
-        attention_mask: Some(&case.attention_mask),
-        batch,
-        seq_len: seq,
-    };
+    let inputs = case.inputs()?;
+    let (batch, seq) = (inputs.batch, inputs.seq_len);
     let mut scratch = vec![0u8; model.scratch_bytes(seq, batch)];
     let mut enc = model.encode(&inputs, &mut scratch)?;
     let (h, v, nl) = (c.hidden_size as usize, c.vocab_size as usize, c.num_labels as usize);

@@ -390,7 +390,6 @@ macro_rules! split16 {
         let (a, b, sums, c): (*const i16, *const i8, *const f32, *mut i64) = ($a, $b, $sums, $c);
         let mut panel = core::mem::MaybeUninit::<[i8; 8 * SPLIT_KC]>::uninit();
         let (hp, lp) = (panel.as_mut_ptr().cast::<i8>(), panel.as_mut_ptr().cast::<i8>().add(4 * SPLIT_KC));
-        let rmax: usize = split16!(@last $($rr),+);
         let mut k0 = 0;
         while k0 < k {
             let kc = (k - k0).min(SPLIT_KC);
@@ -398,50 +397,38 @@ macro_rules! split16 {
             let mut j0 = 0;
             while j0 < n {
                 let j1 = (j0 + nb).min(n);
-                let mut i = 0;
-                while i < m {
-                    let rows_left = m - i;
-                    let mut done = 0;
-                    $(
-                        if done == 0 && (rows_left <= $rr || $rr == rmax) {
-                            let rows = rows_left.min($rr);
-                            for t in 0..rows {
-                                split_row(a.add((i + t) * k + k0), kc, hp.add(t * kc), lp.add(t * kc));
-                            }
-                            // Missing rows repeat the last real one (computed, not stored).
-                            let hi: [*const i8; $rr] = core::array::from_fn(|t| hp.add(t.min(rows - 1) * kc).cast_const());
-                            let lo: [*const i8; $rr] = core::array::from_fn(|t| lp.add(t.min(rows - 1) * kc).cast_const());
-                            let mut j = j0;
-                            while j < j1 {
-                                let cols = (j1 - j).min(4);
-                                let bp: [*const i8; 4] = core::array::from_fn(|u| b.add((j + u.min(cols - 1)) * k + k0));
-                                let sh: [[i32; 4]; $rr] = $tile::<$rr, 4>(kc, hi, bp, [0; $rr]);
-                                let sl: [[i32; 4]; $rr] = $tile::<$rr, 4>(kc, lo, bp, [0; $rr]);
-                                for t in 0..rows {
-                                    let dst = c.add((i + t) * n + j);
-                                    for u in 0..cols {
-                                        let v = 256 * sh[t][u] as i64 + sl[t][u] as i64;
-                                        if k0 == 0 {
-                                            *dst.add(u) = v + 128 * *sums.add(j + u) as i64;
-                                        } else {
-                                            *dst.add(u) += v;
-                                        }
-                                    }
+                $crate::kernels::row_tiles!([$($rr),+], m, |R, i, rows| {
+                    for t in 0..rows {
+                        split_row(a.add((i + t) * k + k0), kc, hp.add(t * kc), lp.add(t * kc));
+                    }
+                    // Missing rows repeat the last real one (computed, not stored).
+                    let hi: [*const i8; R] = core::array::from_fn(|t| hp.add(t.min(rows - 1) * kc).cast_const());
+                    let lo: [*const i8; R] = core::array::from_fn(|t| lp.add(t.min(rows - 1) * kc).cast_const());
+                    let mut j = j0;
+                    while j < j1 {
+                        let cols = (j1 - j).min(4);
+                        let bp: [*const i8; 4] = core::array::from_fn(|u| b.add((j + u.min(cols - 1)) * k + k0));
+                        let sh: [[i32; 4]; R] = $tile::<R, 4>(kc, hi, bp, [0; R]);
+                        let sl: [[i32; 4]; R] = $tile::<R, 4>(kc, lo, bp, [0; R]);
+                        for t in 0..rows {
+                            let dst = c.add((i + t) * n + j);
+                            for u in 0..cols {
+                                let v = 256 * sh[t][u] as i64 + sl[t][u] as i64;
+                                if k0 == 0 {
+                                    *dst.add(u) = v + 128 * *sums.add(j + u) as i64;
+                                } else {
+                                    *dst.add(u) += v;
                                 }
-                                j += 4;
                             }
-                            done = rows;
                         }
-                    )+
-                    i += done;
-                }
+                        j += 4;
+                    }
+                });
                 j0 = j1;
             }
             k0 += kc;
         }
     }};
-    (@last $x:literal) => { $x };
-    (@last $x:literal, $($rest:literal),+) => { split16!(@last $($rest),+) };
 }
 
 /// The `sdot` kernel's int16×int8 GEMM given the weight row sums: [`split16`] on

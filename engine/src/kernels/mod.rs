@@ -464,12 +464,42 @@ macro_rules! store_cols {
 #[allow(unused_imports)]
 pub(crate) use store_cols;
 
+/// The row tiles of `m` rows: for each, `const $r` is the smallest of `$rr` that covers
+/// the rows left (the last of `$rr` while more are left), `$i` the tile's first row and
+/// `$rows` its real rows (≤ `$r`; padding the rest is the body's business), and `$body`
+/// runs. Shared by [`drive`] and the kernels' own drivers.
+#[allow(unused_macros)]
+macro_rules! row_tiles {
+    ([$($rr:literal),+], $m:expr, |$r:ident, $i:ident, $rows:ident| $body:block) => {{
+        let m: usize = $m;
+        let rmax: usize = $crate::kernels::row_tiles!(@last $($rr),+);
+        let mut $i = 0;
+        while $i < m {
+            let rows_left = m - $i;
+            let mut done = 0;
+            $(
+                if done == 0 && (rows_left <= $rr || $rr == rmax) {
+                    const $r: usize = $rr;
+                    let $rows = rows_left.min($r);
+                    $body
+                    done = $rows;
+                }
+            )+
+            $i += done;
+        }
+    }};
+    (@last $x:literal) => { $x };
+    (@last $x:literal, $($rest:literal),+) => { $crate::kernels::row_tiles!(@last $($rest),+) };
+}
+#[allow(unused_imports)]
+pub(crate) use row_tiles;
+
 /// The blocked driver every SIMD kernel shares: walks `c`-column tiles of `b` inside
-/// L2-sized column blocks, `r`-row tiles of `a`, calls `$tile::<R, C>(k, rows, cols, prep)` with
-/// `R` the smallest of `$rr` that covers the rows left (missing rows and columns are
-/// padded with copies of the last real one and not stored) and stores the valid part.
-/// `prep` is `$prep::<R>(k, rows)`, computed once per row tile (default: zeros), e.g. the
-/// row sums a kernel needs to undo a bias.
+/// L2-sized column blocks, `r`-row tiles of `a` ([`row_tiles`]), calls
+/// `$tile::<R, C>(k, rows, cols, prep)` with `R` the smallest of `$rr` that covers the rows
+/// left (missing rows and columns are padded with copies of the last real one and not
+/// stored) and stores the valid part. `prep` is `$prep::<R>(k, rows)`, computed once per
+/// row tile (default: zeros), e.g. the row sums a kernel needs to undo a bias.
 ///
 /// Expands inside an `unsafe` context; `$a`, `$b`, `$c` are raw pointers to `m·k`, `n·k`,
 /// `m·n` elements.
@@ -482,39 +512,26 @@ macro_rules! drive {
         let (m, n, k): (usize, usize, usize) = ($m, $n, $k);
         let (a, b, c): (*const i8, *const i8, *mut i32) = ($a, $b, $c);
         let nb = $crate::kernels::col_block(k, $cols);
-        let rmax: usize = drive!(@last $($rr),+);
         let mut j0 = 0;
         while j0 < n {
             let j1 = (j0 + nb).min(n);
-            let mut i = 0;
-            while i < m {
-                let rows_left = m - i;
-                let mut done = 0;
-                $(
-                    if done == 0 && (rows_left <= $rr || $rr == rmax) {
-                        let rows = rows_left.min($rr);
-                        let ap: [*const i8; $rr] = core::array::from_fn(|t| a.add((i + t.min(rows - 1)) * k));
-                        let prep: [i32; $rr] = $prep::<$rr>(k, &ap);
-                        let mut j = j0;
-                        while j < j1 {
-                            let cols = (j1 - j).min($cols);
-                            let bp: [*const i8; $cols] = core::array::from_fn(|t| b.add((j + t.min(cols - 1)) * k));
-                            let out: [[i32; $cols]; $rr] = $tile::<$rr, $cols>(k, ap, bp, prep);
-                            for (t, row) in out.iter().enumerate().take(rows) {
-                                $crate::kernels::store_cols!(row, c.add((i + t) * n + j), cols, $cols);
-                            }
-                            j += $cols;
-                        }
-                        done = rows;
+            $crate::kernels::row_tiles!([$($rr),+], m, |R, i, rows| {
+                let ap: [*const i8; R] = core::array::from_fn(|t| a.add((i + t.min(rows - 1)) * k));
+                let prep: [i32; R] = $prep::<R>(k, &ap);
+                let mut j = j0;
+                while j < j1 {
+                    let cols = (j1 - j).min($cols);
+                    let bp: [*const i8; $cols] = core::array::from_fn(|t| b.add((j + t.min(cols - 1)) * k));
+                    let out: [[i32; $cols]; R] = $tile::<R, $cols>(k, ap, bp, prep);
+                    for (t, row) in out.iter().enumerate().take(rows) {
+                        $crate::kernels::store_cols!(row, c.add((i + t) * n + j), cols, $cols);
                     }
-                )+
-                i += done;
-            }
+                    j += $cols;
+                }
+            });
             j0 = j1;
         }
     }};
-    (@last $x:literal) => { $x };
-    (@last $x:literal, $($rest:literal),+) => { drive!(@last $($rest),+) };
 }
 #[allow(unused_imports)]
 pub(crate) use drive;

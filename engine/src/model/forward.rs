@@ -907,10 +907,26 @@ fn layer_forward_first(
     let hidden = &mut hidden[..b * h];
     linear(hidden, b, &l.query, x.q, work, par);
     attention_heads(c, inp, Queries::First, &*x.q, &*x.k, &*x.v, &mut *x.ctx, &mut *x.probs, par);
+    dense_and_ffn(c, l, b, hidden, x, work, par);
+}
+
+/// The rest of an `AlbertLayer` after attention, for `m` rows: dense + residual +
+/// LayerNorm into `x.attn`, then FFN + residual + LayerNorm into `hidden`, each row-wise
+/// step inside its linear (by each thread on the rows it produced when the GEMM is cut by
+/// rows).
+fn dense_and_ffn(
+    c: &ModelConfig,
+    l: &Layer<'_>,
+    m: usize,
+    hidden: &mut [f32],
+    x: LayerBufs<'_>,
+    work: &mut Work<'_>,
+    par: Par<'_>,
+) {
     let eps = c.layer_norm_eps;
-    linear_rows(x.ctx, b, &l.dense, x.attn, work, par, Post::AddNorm(hidden, &l.attn_norm, eps));
-    linear_rows(x.attn, b, &l.ffn, x.ffn, work, par, Post::Act(c.hidden_act));
-    linear_rows(x.ffn, b, &l.ffn_output, hidden, work, par, Post::AddNorm(x.attn, &l.out_norm, eps));
+    linear_rows(x.ctx, m, &l.dense, x.attn, work, par, Post::AddNorm(hidden, &l.attn_norm, eps));
+    linear_rows(x.attn, m, &l.ffn, x.ffn, work, par, Post::Act(c.hidden_act));
+    linear_rows(x.ffn, m, &l.ffn_output, hidden, work, par, Post::AddNorm(x.attn, &l.out_norm, eps));
 }
 
 struct LayerBufs<'x> {
@@ -951,11 +967,10 @@ fn layer_forward<O: Observer>(
 
     attention_heads(c, inp, Queries::All, &*x.q, &*x.k, &*x.v, &mut *x.ctx, &mut *x.probs, par);
 
-    // The row-wise steps after the dense, FFN and FFN-output linears run inside them (by
-    // each thread on the rows it produced when the GEMM is cut by rows), unless an
-    // observer must see the linear's own output first.
-    let eps = c.layer_norm_eps;
+    // The row-wise steps after the dense, FFN and FFN-output linears run inside them
+    // (`dense_and_ffn`), unless an observer must see the linear's own output first.
     if O::OBSERVES {
+        let eps = c.layer_norm_eps;
         linear_rows(x.ctx, t, &l.dense, x.attn, work, par, Post::None);
         obs.gemm(site(Gemm::Dense), x.ctx, x.attn, t);
         add_norm_rows(x.attn, Some(hidden), h, &l.attn_norm, eps, par);
@@ -968,8 +983,6 @@ fn layer_forward<O: Observer>(
         obs.gemm(site(Gemm::FfnOutput), x.ffn, hidden, t);
         add_norm_rows(hidden, Some(x.attn), h, &l.out_norm, eps, par);
     } else {
-        linear_rows(x.ctx, t, &l.dense, x.attn, work, par, Post::AddNorm(hidden, &l.attn_norm, eps));
-        linear_rows(x.attn, t, &l.ffn, x.ffn, work, par, Post::Act(c.hidden_act));
-        linear_rows(x.ffn, t, &l.ffn_output, hidden, work, par, Post::AddNorm(x.attn, &l.out_norm, eps));
+        dense_and_ffn(c, l, t, hidden, x, work, par);
     }
 }
