@@ -267,15 +267,132 @@ unsafe fn tile_i8mm<const R: usize, const C: usize>(
     }
 }
 
-/// The i8mm kernel (`i8mm`), tiles of 4 rows × 4 columns (2 rows at the bottom edge; a
-/// single last row is paired with itself and stored once).
+/// `smmla` tile on activations already zipped into row pairs (`az[q]`: pair `q`'s
+/// [`zip_rows`] halves, 32 bytes per 16-K step, from [`zip_pairs`]): `R/2` pairs × `C`
+/// columns, 16 K values per step, the first `steps · 16` of each row. Per step of the 8×4
+/// tile: 16 `smmla` (512 multiply-adds), the weights' 4 loads and 4 `zip1`/`zip2`, 8
+/// activation loads; [`tile_i8mm`] zips the activations too, at every column tile (8
+/// `smmla` and 8 zips per 256 multiply-adds).
+///
+/// # Safety
+/// NEON and i8mm present; `az[..R/2]` valid for `32·steps` bytes, each `b[j]` for
+/// `16·steps`.
+#[inline(always)]
+unsafe fn tile_i8mm_zipped<const R: usize, const C: usize>(
+    steps: usize,
+    az: [*const i8; R],
+    b: [*const i8; C],
+) -> [[i32; C]; R] {
+    // Opaque to LLVM, as in `tile_sdot`.
+    let (az, b) = core::hint::black_box((az, b));
+    // SAFETY: loads read `[16s, 16s + 16)` of the weight rows and `[32s, 32s + 32)` of the
+    // pair streams, s < steps; the features per the contract.
+    unsafe {
+        let mut acc = [[vdupq_n_s32(0); C]; R]; // only [..R/2][..C/2] used
+        for s in 0..steps {
+            let mut bz = [(vdupq_n_s8(0), vdupq_n_s8(0)); C];
+            for j in (0..C).step_by(2) {
+                bz[j / 2] = zip_rows(vld1q_s8(b[j].add(16 * s)), vld1q_s8(b[j + 1].add(16 * s)));
+            }
+            for q in 0..R / 2 {
+                let (a_lo, a_hi) = (vld1q_s8(az[q].add(32 * s)), vld1q_s8(az[q].add(32 * s + 16)));
+                for j in 0..C / 2 {
+                    acc[q][j] = smmla(smmla(acc[q][j], a_lo, bz[j].0), a_hi, bz[j].1);
+                }
+            }
+        }
+        let mut out = [[0i32; C]; R];
+        for q in 0..R / 2 {
+            for j in 0..C / 2 {
+                let mut l = [0i32; 4];
+                vst1q_s32(l.as_mut_ptr(), acc[q][j]);
+                out[2 * q][2 * j] = l[0];
+                out[2 * q][2 * j + 1] = l[1];
+                out[2 * q + 1][2 * j] = l[2];
+                out[2 * q + 1][2 * j + 1] = l[3];
+            }
+        }
+        out
+    }
+}
+
+/// Writes rows `x` and `y` zipped for [`tile_i8mm_zipped`]: per 16 bytes of each, the two
+/// [`zip_rows`] halves (32 bytes), `steps` times.
+///
+/// # Safety
+/// NEON present; `x`, `y` valid for `16·steps` bytes, `dst` for `32·steps`.
+#[inline(always)]
+unsafe fn zip_pairs(x: *const i8, y: *const i8, steps: usize, dst: *mut i8) {
+    // SAFETY: reads and writes inside the ranges of the contract.
+    unsafe {
+        for s in 0..steps {
+            let (lo, hi) = zip_rows(vld1q_s8(x.add(16 * s)), vld1q_s8(y.add(16 * s)));
+            vst1q_s8(dst.add(32 * s), lo);
+            vst1q_s8(dst.add(32 * s + 16), hi);
+        }
+    }
+}
+
+/// K values per chunk of the `i8mm` kernel's zipped activation panel (8 rows: 32 KiB of
+/// stack).
+const ZIP_KC: usize = 4096;
+
+/// The i8mm kernel (`i8mm`): tiles of 8 rows × 4 columns (2, 4 or 6 rows at the bottom
+/// edge; missing rows repeat the last real one and are not stored). Per column block and
+/// K chunk of [`ZIP_KC`], a row tile's rows are zipped into pairs once ([`zip_pairs`], a
+/// stack panel) and every column tile of the block reads them from there
+/// ([`tile_i8mm_zipped`]); the K values past the last multiple of 16 are added by
+/// [`tail`]. Later K chunks add to `c`: a chunk's sums and the total stay exact in i32
+/// (|Σ| ≤ k·2¹⁴ < 2³¹ for k < 131 072).
 ///
 /// # Safety
 /// NEON and i8mm present; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n` elements.
 #[target_feature(enable = "neon,i8mm")]
-pub(super) unsafe fn i8mm_gemm_i8_i32_4x4(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
-    // SAFETY: as in `neon_gemm_i8_i32_4x4`; the features per the contract.
-    unsafe { drive!(tile_i8mm, [2, 4], 4, m, n, k, a, b, c) }
+pub(super) unsafe fn i8mm_gemm_i8_i32_8x4(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
+    let mut panel = core::mem::MaybeUninit::<[i8; 8 * ZIP_KC]>::uninit();
+    let pz = panel.as_mut_ptr().cast::<i8>();
+    let mut k0 = 0;
+    // SAFETY: rows < m of `a` and < n of `b` are read at columns k0..k0 + kc ≤ k; the panel
+    // holds R/2 pairs of 2·kz ≤ 2·ZIP_KC bytes (R ≤ 8); `c[(i + t)·n + j + u]` is written
+    // for t < rows, u < cols only; the features per the contract.
+    unsafe {
+        while k0 < k {
+            let kc = (k - k0).min(ZIP_KC);
+            let steps = kc / 16;
+            let nb = crate::kernels::col_block(kc, 4);
+            let mut j0 = 0;
+            while j0 < n {
+                let j1 = (j0 + nb).min(n);
+                crate::kernels::row_tiles!([2, 4, 6, 8], m, |R, i, rows| {
+                    let ap: [*const i8; R] = core::array::from_fn(|t| a.add((i + t.min(rows - 1)) * k + k0));
+                    let az: [*const i8; R] = core::array::from_fn(|q| pz.add(q * 32 * steps).cast_const());
+                    for q in 0..R / 2 {
+                        zip_pairs(ap[2 * q], ap[2 * q + 1], steps, pz.add(q * 32 * steps));
+                    }
+                    let mut j = j0;
+                    while j < j1 {
+                        let cols = (j1 - j).min(4);
+                        let bp: [*const i8; 4] = core::array::from_fn(|u| b.add((j + u.min(cols - 1)) * k + k0));
+                        let mut out: [[i32; 4]; R] = tile_i8mm_zipped::<R, 4>(steps, az, bp);
+                        tail(16 * steps, kc, &ap, &bp, &mut out);
+                        for (t, row) in out.iter().enumerate().take(rows) {
+                            let dst = c.add((i + t) * n + j);
+                            if k0 == 0 {
+                                crate::kernels::store_cols!(row, dst, cols, 4);
+                            } else {
+                                for (u, &v) in row.iter().enumerate().take(cols) {
+                                    *dst.add(u) += v;
+                                }
+                            }
+                        }
+                        j += 4;
+                    }
+                });
+                j0 = j1;
+            }
+            k0 += kc;
+        }
+    }
 }
 
 /// K values per i32 accumulation block of the i16×i8 kernel: a lane gains at most
@@ -492,7 +609,7 @@ pub(super) unsafe fn sdot_gemm_i8_i32_sums(
 /// The `i8mm` kernel's int8 GEMM in the form that takes weight sums (it needs none).
 ///
 /// # Safety
-/// As [`i8mm_gemm_i8_i32_4x4`].
+/// As [`i8mm_gemm_i8_i32_8x4`].
 pub(super) unsafe fn i8mm_gemm_i8_i32_sums(
     m: usize,
     n: usize,
@@ -502,6 +619,6 @@ pub(super) unsafe fn i8mm_gemm_i8_i32_sums(
     _sums: *const f32,
     c: *mut i32,
 ) {
-    // SAFETY: the contract is that of `i8mm_gemm_i8_i32_4x4`.
-    unsafe { i8mm_gemm_i8_i32_4x4(m, n, k, a, b, c) }
+    // SAFETY: the contract is that of `i8mm_gemm_i8_i32_8x4`.
+    unsafe { i8mm_gemm_i8_i32_8x4(m, n, k, a, b, c) }
 }

@@ -272,7 +272,7 @@ fn table_entry(name: &'static str) -> Option<(GemmI8, GemmI16)> {
         #[cfg(target_arch = "aarch64")]
         "sdot" => (aarch64::sdot_gemm_i8_i32_4x4, aarch64::neon_gemm_i16_i8_i64_4x4),
         #[cfg(target_arch = "aarch64")]
-        "i8mm" => (aarch64::i8mm_gemm_i8_i32_4x4, aarch64::neon_gemm_i16_i8_i64_4x4),
+        "i8mm" => (aarch64::i8mm_gemm_i8_i32_8x4, aarch64::neon_gemm_i16_i8_i64_4x4),
         _ => return None,
     })
 }
