@@ -7,10 +7,15 @@
 //! - `avx2 step, panel aligned`: the `avx2` kernel's 4×3 step (`tile_avx2_4x3_a16`'s asm)
 //!   over a 4-row i16 panel on a cache line, weights streaming (768 rows × 768);
 //! - `avx2 step, panel at 8 mod 64`: the same with the panel 8 bytes off a line;
+//! - `avx2 step, 2 rows in regs`: the aligned step with two of the four activation rows
+//!   loaded into registers once per step (11 loads per step instead of 15);
 //! - `sign trick, broadcast`: an exact broadcast form, 8 tokens × 4 weight rows per 4-K
 //!   step, `vpsignb` + `vpmaddubsw` + `vpmaddwd` + `vpaddd` per product vector;
 //! - `ORT-like`: MLAS's AVX2 u8×s8 loop shape, 6 rows × 16 columns of packed weights per
-//!   4-K step, `vpmaddubsw` + `vpmaddwd` (ones) + `vpaddd` (it saturates: timing only).
+//!   4-K step, `vpmaddubsw` + `vpmaddwd` (ones) + `vpaddd` (it saturates: timing only);
+//! - `i16 broadcast (exact)`: the same broadcast shape on i16, exact: 6 rows' two i16
+//!   activations broadcast against 16 columns × 2 K of packed i16 weights, `vpmaddwd` +
+//!   `vpaddd` per product vector.
 //!
 //! `cargo run --release -p albert-engine --example avx2_mix` (x86_64 with AVX2).
 
@@ -113,6 +118,63 @@ mod mix {
                             "vpmaddwd ymm13, ymm12, ymmword ptr [{a0} + 2*{p}]",
                             "vpaddd ymm2, ymm2, ymm13",
                             "vpmaddwd ymm13, ymm12, ymmword ptr [{a1} + 2*{p}]",
+                            "vpaddd ymm5, ymm5, ymm13",
+                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a2} + 2*{p}]",
+                            "vpaddd ymm8, ymm8, ymm13",
+                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a3} + 2*{p}]",
+                            "vpaddd ymm11, ymm11, ymm13",
+                            a0 = in(reg) pa, a1 = in(reg) pa.add(stride), a2 = in(reg) pa.add(2 * stride),
+                            a3 = in(reg) pa.add(3 * stride), b0 = in(reg) wb.add(j * k),
+                            b1 = in(reg) wb.add((j + 1) * k), b2 = in(reg) wb.add((j + 2) * k), p = in(reg) p,
+                            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _, options(nostack, readonly));
+                    }
+                    p += 16;
+                }
+            }
+        }
+        gelem((reps * (cols / 3) * (k / 16)) as f64 * 192.0, t)
+    }
+
+    /// [`step`] with activation rows 0 and 1 held in registers for the step.
+    pub fn step_regs(skew: usize, k: usize, cols: usize) -> f64 {
+        let stride = 2 * k;
+        let mem = Mem::new(4 * stride + 64 + cols * k);
+        let pa = mem.at(skew);
+        let wb = mem.at(4 * stride + 64);
+        let reps = 4_000_000 / (k / 16) / (cols / 3) + 1;
+        let t = Instant::now();
+        for _ in 0..reps {
+            for j in (0..cols - cols % 3).step_by(3) {
+                let mut p = 0usize;
+                while p + 16 <= k {
+                    // SAFETY: AVX2 checked by `main`; 16 bytes at b_j + p and 32 at a_i + 2p,
+                    // inside `mem` (p + 16 ≤ k).
+                    unsafe {
+                        asm!(
+                            "vmovdqa ymm14, ymmword ptr [{a0} + 2*{p}]",
+                            "vmovdqa ymm15, ymmword ptr [{a1} + 2*{p}]",
+                            "vpmovsxbw ymm12, xmmword ptr [{b0} + {p}]",
+                            "vpmaddwd ymm13, ymm12, ymm14",
+                            "vpaddd ymm0, ymm0, ymm13",
+                            "vpmaddwd ymm13, ymm12, ymm15",
+                            "vpaddd ymm3, ymm3, ymm13",
+                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a2} + 2*{p}]",
+                            "vpaddd ymm6, ymm6, ymm13",
+                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a3} + 2*{p}]",
+                            "vpaddd ymm9, ymm9, ymm13",
+                            "vpmovsxbw ymm12, xmmword ptr [{b1} + {p}]",
+                            "vpmaddwd ymm13, ymm12, ymm14",
+                            "vpaddd ymm1, ymm1, ymm13",
+                            "vpmaddwd ymm13, ymm12, ymm15",
+                            "vpaddd ymm4, ymm4, ymm13",
+                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a2} + 2*{p}]",
+                            "vpaddd ymm7, ymm7, ymm13",
+                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a3} + 2*{p}]",
+                            "vpaddd ymm10, ymm10, ymm13",
+                            "vpmovsxbw ymm12, xmmword ptr [{b2} + {p}]",
+                            "vpmaddwd ymm13, ymm12, ymm14",
+                            "vpaddd ymm2, ymm2, ymm13",
+                            "vpmaddwd ymm13, ymm12, ymm15",
                             "vpaddd ymm5, ymm5, ymm13",
                             "vpmaddwd ymm13, ymm12, ymmword ptr [{a2} + 2*{p}]",
                             "vpaddd ymm8, ymm8, ymm13",
@@ -263,6 +325,61 @@ mod mix {
         }
         gelem((reps * (cols / 16) * (k / 4)) as f64 * 384.0, t)
     }
+
+    /// The exact broadcast form on i16: 6 activation rows (i16, 2 K values broadcast per
+    /// row) against 16 columns × 2 K of packed i16 weights per step.
+    pub fn bcast16(k: usize, cols: usize) -> f64 {
+        let mem = Mem::new(6 * 8192 + 64 + cols * k * 2);
+        let reps = 4_000_000 / (k / 2) / (cols / 16) + 1;
+        let t = Instant::now();
+        for _ in 0..reps {
+            for j in (0..cols - cols % 16).step_by(16) {
+                let mut p = 0usize;
+                while p + 2 <= k {
+                    // SAFETY: AVX2 checked by `main`; inside `mem`.
+                    unsafe {
+                        asm!(
+                            "vmovdqu ymm0, ymmword ptr [{pb}]",
+                            "vmovdqu ymm1, ymmword ptr [{pb} + 32]",
+                            "vpbroadcastd ymm2, dword ptr [{pa} + 0]",
+                            "vpmaddwd ymm3, ymm2, ymm0",
+                            "vpaddd ymm4, ymm4, ymm3",
+                            "vpmaddwd ymm2, ymm2, ymm1",
+                            "vpaddd ymm5, ymm5, ymm2",
+                            "vpbroadcastd ymm2, dword ptr [{pa} + 8192]",
+                            "vpmaddwd ymm3, ymm2, ymm0",
+                            "vpaddd ymm6, ymm6, ymm3",
+                            "vpmaddwd ymm2, ymm2, ymm1",
+                            "vpaddd ymm7, ymm7, ymm2",
+                            "vpbroadcastd ymm2, dword ptr [{pa} + 16384]",
+                            "vpmaddwd ymm3, ymm2, ymm0",
+                            "vpaddd ymm8, ymm8, ymm3",
+                            "vpmaddwd ymm2, ymm2, ymm1",
+                            "vpaddd ymm9, ymm9, ymm2",
+                            "vpbroadcastd ymm2, dword ptr [{pa} + 24576]",
+                            "vpmaddwd ymm3, ymm2, ymm0",
+                            "vpaddd ymm10, ymm10, ymm3",
+                            "vpmaddwd ymm2, ymm2, ymm1",
+                            "vpaddd ymm11, ymm11, ymm2",
+                            "vpbroadcastd ymm2, dword ptr [{pa} + 32768]",
+                            "vpmaddwd ymm3, ymm2, ymm0",
+                            "vpaddd ymm12, ymm12, ymm3",
+                            "vpmaddwd ymm2, ymm2, ymm1",
+                            "vpaddd ymm13, ymm13, ymm2",
+                            "vpbroadcastd ymm2, dword ptr [{pa} + 40960]",
+                            "vpmaddwd ymm3, ymm2, ymm0",
+                            "vpaddd ymm14, ymm14, ymm3",
+                            "vpmaddwd ymm2, ymm2, ymm1",
+                            "vpaddd ymm15, ymm15, ymm2",
+                            pa = in(reg) mem.at(2 * p), pb = in(reg) mem.at(6 * 8192 + 64 + (j * k + 16 * p) * 2),
+                            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _, options(nostack, readonly));
+                    }
+                    p += 2;
+                }
+            }
+        }
+        gelem((reps * (cols / 16) * (k / 2)) as f64 * 192.0, t)
+    }
 }
 
 /// A named loop that returns its Gelem/s.
@@ -272,12 +389,14 @@ type Loop = (&'static str, fn() -> f64);
 #[cfg(target_arch = "x86_64")]
 fn main() {
     assert!(std::is_x86_feature_detected!("avx2"), "this example needs AVX2");
-    let loops: [Loop; 5] = [
+    let loops: [Loop; 7] = [
         ("probe", mix::probe),
         ("avx2 step, panel aligned", || mix::step(0, 768, 768)),
         ("avx2 step, panel at 8 mod 64", || mix::step(8, 768, 768)),
+        ("avx2 step, 2 rows in regs", || mix::step_regs(0, 768, 768)),
         ("sign trick, broadcast", || mix::sign_trick(768, 768)),
         ("ORT-like (saturating)", || mix::ort_like(768, 768)),
+        ("i16 broadcast (exact)", || mix::bcast16(768, 768)),
     ];
     let mut runs = vec![Vec::new(); loops.len()];
     for _ in 0..5 {
