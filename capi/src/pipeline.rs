@@ -54,6 +54,7 @@ pub(crate) fn fill_mask_bytes(model: &Model<'_>, text_bytes: usize) -> usize {
     ws_bytes(text_bytes)
         .saturating_add(encoding_bytes(cap))
         .saturating_add(bytes_for::<f32>(c.vocab_size as usize))
+        .saturating_add(bytes_for::<usize>(cap))
         .saturating_add(model.scratch_bytes(cap, 1))
 }
 
@@ -173,6 +174,9 @@ pub(crate) fn fill_mask(
         return Err(Fail::size("fill-mask candidates (out_capacity)", needed, out.len()));
     }
     let logits = a.take(c.vocab_size as usize, 0f32, "scratch (logits)")?;
+    let at = a.take(masks, 0usize, "scratch (mask positions)")?;
+    let positions = ids.iter().enumerate().filter(|&(_, &id)| id == mask_id).map(|(p, _)| p);
+    at.iter_mut().zip(positions.clone()).for_each(|(a, p)| *a = p);
     let taken = a.taken;
     let rest = a.rest();
     let want = model.scratch_bytes(n, 1);
@@ -180,10 +184,10 @@ pub(crate) fn fill_mask(
         return Err(Fail::size("scratch bytes (see albert_fill_mask_scratch_bytes)", taken + want, taken + rest.len()));
     }
     let inputs = Inputs { token_type_ids: Some(type_ids), ..Inputs::single(ids) };
-    let mut enc = model.encode(&inputs, rest)?;
-    let positions = ids.iter().enumerate().filter(|&(_, &id)| id == mask_id).map(|(p, _)| p);
+    // The last layer for the masked tokens only: mask m is position m of the encoding.
+    let mut enc = model.encode_positions(&inputs, at, rest)?;
     for (m, p) in positions.clone().enumerate() {
-        model.mlm_logits(&mut enc, 0, p, logits)?;
+        model.mlm_logits(&mut enc, 0, m, logits)?;
         scores::softmax(logits);
         let best = &mut out[m * k..(m + 1) * k];
         scores::top_k(logits, best, |b, id, p| (b.token, b.score) = (id, p), |b| b.score);

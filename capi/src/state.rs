@@ -92,7 +92,10 @@ impl From<Error> for Fail {
     fn from(e: Error) -> Fail {
         use crate::*;
         let code = match &e {
-            Error::BadInput { .. } | Error::InvalidUtf8 { .. } | Error::Truncation { .. } => ALBERT_ERR_BAD_INPUT,
+            Error::BadInput { .. }
+            | Error::BadPositions { .. }
+            | Error::InvalidUtf8 { .. }
+            | Error::Truncation { .. } => ALBERT_ERR_BAD_INPUT,
             Error::ScratchTooSmall { .. } | Error::OutputSize { .. } | Error::TokenizerCapacity { .. } => {
                 ALBERT_ERR_BUFFER_TOO_SMALL
             }

@@ -55,6 +55,9 @@ pub enum Error {
     BadConfig { field: &'static str, value: u64, detail: &'static str },
     /// Inference input that the model cannot take.
     BadInput { what: &'static str, index: usize, value: u64, limit: u64 },
+    /// A position list ([`crate::Model::encode_positions`]) that is empty, not strictly
+    /// increasing, or reaches past the sequence.
+    BadPositions { detail: &'static str, index: usize, value: usize, seq_len: usize },
     /// The caller's scratch buffer is smaller than [`crate::Model::scratch_bytes`].
     ScratchTooSmall { needed: usize, found: usize },
     /// A head was asked for that the blob does not contain.
@@ -119,6 +122,9 @@ impl fmt::Display for Error {
             BadConfig { field, value, detail } => write!(f, "config `{field}` = {value}: {detail}"),
             BadInput { what, index, value, limit } => {
                 write!(f, "invalid input: {what} at index {index} is {value}, must be below {limit}")
+            }
+            BadPositions { detail, index, value, seq_len } => {
+                write!(f, "invalid positions: {detail} (entry {index} is {value}; the sequence has {seq_len} tokens)")
             }
             ScratchTooSmall { needed, found } => {
                 write!(f, "scratch buffer is {found} bytes but this input needs {needed} (see Model::scratch_bytes)")

@@ -27,6 +27,10 @@ include!(concat!(env!("OUT_DIR"), "/consts.rs"));
 /// Candidates printed per `[MASK]` (transformers' default `top_k`).
 pub const TOP_K: usize = 5;
 
+/// `[MASK]`s per text for which the last layer runs on the masked tokens alone
+/// (`Model::encode_positions`, the list on the stack); more take the full encoder.
+pub const MAX_MASKS: usize = 16;
+
 /// Aligns its contents to 64 bytes (the blob format's tensor alignment; the engine needs 8).
 #[repr(C, align(64))]
 pub struct Aligned<B: ?Sized>(pub B);
@@ -243,13 +247,25 @@ impl<'b> Demo<'b> {
         }
         let t1 = clock.now();
         let inputs = Inputs { token_type_ids: Some(type_ids), ..Inputs::single(ids) };
-        let mut hidden = self.model.encode(&inputs, bufs.scratch)?;
+        // The last layer for the masked tokens only (`encode_positions`), for up to
+        // MAX_MASKS of them (a list on the stack); more take the full encoder.
+        let mut at = [0usize; MAX_MASKS];
+        let masks = ids.iter().filter(|&&id| id == self.mask_id).count();
+        let mask_positions = ids.iter().enumerate().filter(|&(_, &id)| id == self.mask_id).map(|(p, _)| p);
+        at.iter_mut().zip(mask_positions.clone()).for_each(|(a, p)| *a = p);
+        let pruned = masks <= MAX_MASKS;
+        let mut hidden = if pruned {
+            self.model.encode_positions(&inputs, &at[..masks], bufs.scratch)?
+        } else {
+            self.model.encode(&inputs, bufs.scratch)?
+        };
         let t2 = clock.now();
         let _ = writeln!(out, "> {text}");
         let mut m = 0;
-        for (p, _) in ids.iter().enumerate().filter(|&(_, &id)| id == self.mask_id) {
+        for p in mask_positions {
+            let row = if pruned { m } else { p };
             m += 1;
-            self.model.mlm_logits(&mut hidden, 0, p, bufs.logits)?;
+            self.model.mlm_logits(&mut hidden, 0, row, bufs.logits)?;
             scores::softmax(bufs.logits);
             let mut best = [(0u32, 0f32); TOP_K];
             let len = scores::top_k(bufs.logits, &mut best, |b, id, p| *b = (id, p), |b| b.1);

@@ -2,7 +2,9 @@
 //! that token's hidden state, and every head that reads it, bit for bit as `Model::encode`
 //! does: every fixture (one layer, groups with two layers each, uneven groups; padded
 //! batches), int8 (the default scheme) and f32 blobs, one thread and a pool of three.
-//! The other positions are refused.
+//! The other positions are refused. `Model::encode_positions` (the last layer for a list
+//! of positions) likewise, for the per-token heads too, at several position lists per case;
+//! lists that are empty, unordered, repeated or out of range are refused.
 
 use std::sync::Arc;
 
@@ -39,6 +41,86 @@ fn heads(model: &Model<'_>, enc: &mut albert_engine::Encoded<'_>, b: usize) -> V
         out.push(("choice", bits(&[model.choice_logit(enc, b).expect("choice runs")])));
     }
     out
+}
+
+/// The per-token heads of token `pos` of sequence `b`, each by name (those the model has).
+fn token_heads(
+    model: &Model<'_>,
+    enc: &mut albert_engine::Encoded<'_>,
+    b: usize,
+    pos: usize,
+) -> Vec<(&'static str, Vec<u32>)> {
+    let c = *model.config();
+    let mut out = Vec::new();
+    if c.heads.has(Heads::MLM) {
+        let mut p = vec![0f32; c.vocab_size as usize];
+        model.mlm_logits(enc, b, pos, &mut p).expect("mlm runs");
+        out.push(("prediction_logits", bits(&p)));
+    }
+    if c.heads.has(Heads::TOKEN_CLS) {
+        let mut p = vec![0f32; c.num_labels as usize];
+        model.classify_token(enc, b, pos, &mut p).expect("token classifier runs");
+        out.push(("token logits", bits(&p)));
+    }
+    if c.heads.has(Heads::QA) {
+        let (start, end) = model.qa_logits(enc, b, pos).expect("qa runs");
+        out.push(("qa logits", bits(&[start, end])));
+    }
+    out
+}
+
+/// Position lists for a sequence of `seq` tokens: the last, a spread of three, every
+/// other one, and all of them (strictly increasing, deduplicated for short sequences).
+fn position_lists(seq: usize) -> Vec<Vec<usize>> {
+    let mut spread = vec![1.min(seq - 1), seq / 2, seq - 1];
+    spread.dedup();
+    vec![vec![seq - 1], spread, (0..seq).step_by(2).collect(), (0..seq).collect()]
+}
+
+fn check_positions(model: &Model<'_>, case: &Case, what: &str) {
+    let inputs = case.inputs().expect("a sequence axis");
+    let (batch, seq) = (inputs.batch, inputs.seq_len);
+    let h = model.config().hidden_size as usize;
+    let mut s1 = vec![0u8; model.scratch_bytes(seq, batch)];
+    let mut s2 = vec![0u8; model.scratch_bytes(seq, batch)];
+    let mut full = model.encode(&inputs, &mut s1).expect("encode runs");
+    for at in position_lists(seq) {
+        let mut part = model.encode_positions(&inputs, &at, &mut s2).expect("encode_positions runs");
+        let n = at.len();
+        assert_eq!((part.batch(), part.seq_len(), part.hidden_size()), (batch, n, h), "{what} at {at:?}");
+        for b in 0..batch {
+            for (r, &p) in at.iter().enumerate() {
+                assert!(bits(part.token(b, r)) == bits(full.token(b, p)), "{what}: token {p} of sequence {b} differs");
+                let (want, got) = (token_heads(model, &mut full, b, p), token_heads(model, &mut part, b, r));
+                for ((name, w), (_, g)) in want.iter().zip(&got) {
+                    assert!(w == g, "{what}: {name} at token {p} of sequence {b} differs");
+                }
+            }
+            if at[0] == 0 {
+                let (want, got) = (heads(model, &mut full, b), heads(model, &mut part, b));
+                for ((name, w), (_, g)) in want.iter().zip(&got) {
+                    assert!(w == g, "{what}: {name} of sequence {b} differs (positions {at:?})");
+                }
+            }
+        }
+        // Only `n` positions were computed.
+        if model.config().heads.has(Heads::QA) {
+            assert!(
+                matches!(model.qa_logits(&mut part, 0, n), Err(Error::BadInput { what: "token position", .. })),
+                "{what}"
+            );
+        }
+    }
+    let mut refused = |at: &[usize], want: (usize, usize)| match model.encode_positions(&inputs, at, &mut s2) {
+        Err(Error::BadPositions { index, value, seq_len, .. }) => (index, value) == want && seq_len == seq,
+        _ => false,
+    };
+    assert!(refused(&[], (0, 0)), "{what}: no positions");
+    assert!(refused(&[0, seq], (1, seq)), "{what}: a position past the sequence");
+    if seq > 1 {
+        assert!(refused(&[1, 0], (1, 0)), "{what}: unordered positions");
+        assert!(refused(&[0, 1, 1], (2, 1)), "{what}: a repeated position");
+    }
 }
 
 fn check_case(model: &Model<'_>, case: &Case, what: &str) {
@@ -80,7 +162,9 @@ fn check(dtype: DType) {
         for threads in [1, 3] {
             model.set_pool((threads > 1).then(|| Arc::new(Pool::new(threads).expect("threads start"))));
             for case in &f.cases {
-                check_case(&model, case, &format!("{name} {} {} ({threads} threads)", dtype.name(), case.name));
+                let what = format!("{name} {} {} ({threads} threads)", dtype.name(), case.name);
+                check_case(&model, case, &what);
+                check_positions(&model, case, &what);
             }
         }
     }

@@ -311,8 +311,12 @@ struct BenchArgs {
     /// Time `encode_pooled`, the pass of the classification, sentence-order and
     /// multiple-choice heads (the last layer for the first token only), instead of the
     /// full encoder.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "positions")]
     pooled: bool,
+    /// Time `encode_positions` at these token positions (comma-separated, e.g. `5` for
+    /// fill-mask with one `[MASK]` there): the last layer for those tokens only.
+    #[arg(long, value_delimiter = ',')]
+    positions: Option<Vec<usize>>,
 }
 
 /// Peak resident memory of this process in bytes (Linux `VmHWM`), if known.
@@ -353,7 +357,9 @@ fn bench(args: &BenchArgs, started: std::time::Instant) -> Result<()> {
         Inputs { input_ids: &ids, token_type_ids: None, attention_mask: None, batch: args.batch, seq_len: seq };
     let mut scratch = vec![0u8; model.scratch_bytes(seq, args.batch)];
     let pass = |scratch: &mut [u8]| -> Result<()> {
-        if args.pooled {
+        if let Some(at) = &args.positions {
+            model.encode_positions(&inputs, at, scratch)?;
+        } else if args.pooled {
             model.encode_pooled(&inputs, scratch)?;
         } else {
             model.encode(&inputs, scratch)?;
@@ -380,7 +386,7 @@ fn bench(args: &BenchArgs, started: std::time::Instant) -> Result<()> {
         "p50_ms": pct(50.0), "p90_ms": pct(90.0), "p99_ms": pct(99.0), "mean_ms": mean,
         "sequences_per_s": seqs_per_s, "tokens_per_s": seqs_per_s * seq as f64,
         "peak_rss_bytes": peak_rss_bytes(), "scratch_bytes": scratch.len(), "blob_bytes": model.blob().bytes().len(),
-        "ready_ms": ready_ms, "pooled": args.pooled,
+        "ready_ms": ready_ms, "pooled": args.pooled, "positions": args.positions,
     });
     if args.json {
         println!("{out}");

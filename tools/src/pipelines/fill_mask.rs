@@ -38,12 +38,14 @@ impl Pipeline<'_, '_> {
         }
         let vocab = self.model.config().vocab_size as usize;
         let refs: Vec<_> = encoded.iter().collect();
-        // The engine computes the vocabulary-sized logits only at the masked positions.
-        let best = self.run(&refs, |model, enc, b, i| {
+        // The engine runs the last layer and the vocabulary-sized logits only at the masked
+        // positions.
+        let best = self.run_at(&refs, &positions, |model, enc, b, i, at| {
             let mut logits = vec![0f32; vocab];
             let mut per_mask = Vec::new();
             for &p in &positions[i] {
-                model.mlm_logits(enc, b, p, &mut logits)?;
+                let r = at.binary_search(&p).ok().context("a [MASK] position left out of the encoding")?;
+                model.mlm_logits(enc, b, r, &mut logits)?;
                 math::softmax(&mut logits);
                 per_mask.push(math::top_k(&logits, top_k).into_iter().map(|id| (id as u32, logits[id])).collect());
             }

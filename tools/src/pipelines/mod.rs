@@ -176,9 +176,9 @@ impl<'m, 'b> Pipeline<'m, 'b> {
     pub(crate) fn run<R>(
         &mut self,
         seqs: &[&Encoded],
-        each: impl FnMut(&Model<'b>, &mut albert_engine::Encoded<'_>, usize, usize) -> Result<R>,
+        mut each: impl FnMut(&Model<'b>, &mut albert_engine::Encoded<'_>, usize, usize) -> Result<R>,
     ) -> Result<Vec<R>> {
-        self.run_with(seqs, false, each)
+        self.run_with(seqs, Keep::All, |m, e, b, i, _| each(m, e, b, i))
     }
 
     /// [`Pipeline::run`] for heads that read only the first token of each sequence
@@ -186,16 +186,29 @@ impl<'m, 'b> Pipeline<'m, 'b> {
     pub(crate) fn run_pooled<R>(
         &mut self,
         seqs: &[&Encoded],
-        each: impl FnMut(&Model<'b>, &mut albert_engine::Encoded<'_>, usize, usize) -> Result<R>,
+        mut each: impl FnMut(&Model<'b>, &mut albert_engine::Encoded<'_>, usize, usize) -> Result<R>,
     ) -> Result<Vec<R>> {
-        self.run_with(seqs, true, each)
+        self.run_with(seqs, Keep::First, |m, e, b, i, _| each(m, e, b, i))
+    }
+
+    /// [`Pipeline::run`] for heads that read tokens `positions[i]` of sequence `i` only
+    /// (`Model::encode_positions` on the union of a batch's lists). `each` gets that union
+    /// as its last argument: token `p` of the sequence is position `at.binary_search(&p)`
+    /// of the output.
+    pub(crate) fn run_at<R>(
+        &mut self,
+        seqs: &[&Encoded],
+        positions: &[Vec<usize>],
+        each: impl FnMut(&Model<'b>, &mut albert_engine::Encoded<'_>, usize, usize, &[usize]) -> Result<R>,
+    ) -> Result<Vec<R>> {
+        self.run_with(seqs, Keep::At(positions), each)
     }
 
     fn run_with<R>(
         &mut self,
         seqs: &[&Encoded],
-        pooled: bool,
-        mut each: impl FnMut(&Model<'b>, &mut albert_engine::Encoded<'_>, usize, usize) -> Result<R>,
+        keep: Keep<'_>,
+        mut each: impl FnMut(&Model<'b>, &mut albert_engine::Encoded<'_>, usize, usize, &[usize]) -> Result<R>,
     ) -> Result<Vec<R>> {
         let model = self.model;
         let pad = self.tokenizer.pad_id();
@@ -218,15 +231,32 @@ impl<'m, 'b> Pipeline<'m, 'b> {
                 seq_len: len,
             };
             self.scratch.resize(model.scratch_bytes(len, n), 0);
-            let mut enc = if pooled {
-                model.encode_pooled(&inputs, &mut self.scratch)?
-            } else {
-                model.encode(&inputs, &mut self.scratch)?
+            let first = c * self.batch_size.max(1);
+            let mut at = Vec::new();
+            let mut enc = match keep {
+                Keep::All => model.encode(&inputs, &mut self.scratch)?,
+                Keep::First => model.encode_pooled(&inputs, &mut self.scratch)?,
+                Keep::At(positions) => {
+                    at = positions[first..first + n].concat();
+                    at.sort_unstable();
+                    at.dedup();
+                    model.encode_positions(&inputs, &at, &mut self.scratch)?
+                }
             };
             for b in 0..n {
-                out.push(each(model, &mut enc, b, c * self.batch_size.max(1) + b)?);
+                out.push(each(model, &mut enc, b, first + b, &at)?);
             }
         }
         Ok(out)
     }
+}
+
+/// Which tokens' final states [`Pipeline::run_with`] computes.
+#[derive(Clone, Copy)]
+enum Keep<'p> {
+    All,
+    /// The first of each sequence (`Model::encode_pooled`).
+    First,
+    /// Per sequence of the run, the positions its heads read (`Model::encode_positions`).
+    At(&'p [Vec<usize>]),
 }
