@@ -30,16 +30,17 @@ impl Pipeline<'_, '_> {
     pub fn embed_batch(&mut self, texts: &[&str], pooling: Pooling, normalize: bool) -> Result<Vec<Embedding>> {
         let encoded = texts.iter().map(|t| self.encode(t, None)).collect::<Result<Vec<_>>>()?;
         let refs: Vec<_> = encoded.iter().collect();
-        self.run(&refs, |_, enc, b, i| {
-            let n = encoded[i].ids.len();
-            let mut rows: Vec<Vec<f32>> = (0..n).map(|p| enc.token(b, p).to_vec()).collect();
+        let each = |enc: &mut albert_engine::Encoded<'_>, b: usize, i: usize| {
             let mut out = match pooling {
-                Pooling::None => Embedding::Tokens(rows),
-                Pooling::Cls => Embedding::Pooled(rows.swap_remove(0)),
+                Pooling::None => {
+                    Embedding::Tokens((0..encoded[i].ids.len()).map(|p| enc.token(b, p).to_vec()).collect())
+                }
+                Pooling::Cls => Embedding::Pooled(enc.token(b, 0).to_vec()),
                 Pooling::Mean => {
+                    let n = encoded[i].ids.len();
                     let mut mean = vec![0f32; enc.hidden_size()];
-                    for r in &rows {
-                        mean.iter_mut().zip(r).for_each(|(m, v)| *m += v);
+                    for p in 0..n {
+                        mean.iter_mut().zip(enc.token(b, p)).for_each(|(m, v)| *m += v);
                     }
                     mean.iter_mut().for_each(|m| *m /= n as f32);
                     Embedding::Pooled(mean)
@@ -52,6 +53,12 @@ impl Pipeline<'_, '_> {
                 }
             }
             Ok(out)
-        })
+        };
+        if pooling == Pooling::Cls {
+            // Only [CLS] is read: the last layer runs for that token alone (`encode_pooled`).
+            self.run_pooled(&refs, |_, enc, b, i| each(enc, b, i))
+        } else {
+            self.run(&refs, |_, enc, b, i| each(enc, b, i))
+        }
     }
 }
