@@ -332,6 +332,92 @@ mod neon {
         }
     }
 
+    /// [`dot4`] for two query rows of the same length: each key vector is loaded once for
+    /// both (per 8 values of a head, 12 loads for 32 FP operations where two [`dot4`] calls
+    /// issue 20); per row the same operations in the same order.
+    #[inline(always)]
+    fn dot4x2(q0: &[f32], q1: &[f32], ks: [&[f32]; KEYS]) -> (float32x4_t, float32x4_t) {
+        let d = q0.len();
+        let q1 = &q1[..d];
+        let body = d - d % 8;
+        // SAFETY (every intrinsic here): NEON is a build-time target feature; each load
+        // reads 4 floats at c or c + 4 with c + 8 ≤ body ≤ every slice's length.
+        unsafe {
+            let z = vdupq_n_f32(0.0);
+            let (mut lo0, mut hi0, mut lo1, mut hi1) = ([z; KEYS], [z; KEYS], [z; KEYS], [z; KEYS]);
+            let mut c = 0;
+            while c < body {
+                let (a0, a1) = (vld1q_f32(q0.as_ptr().add(c)), vld1q_f32(q0.as_ptr().add(c + 4)));
+                let (b0, b1) = (vld1q_f32(q1.as_ptr().add(c)), vld1q_f32(q1.as_ptr().add(c + 4)));
+                for u in 0..KEYS {
+                    let k = ks[u].as_ptr().add(c);
+                    let (k0, k1) = (vld1q_f32(k), vld1q_f32(k.add(4)));
+                    lo0[u] = vaddq_f32(lo0[u], vmulq_f32(a0, k0));
+                    hi0[u] = vaddq_f32(hi0[u], vmulq_f32(a1, k1));
+                    lo1[u] = vaddq_f32(lo1[u], vmulq_f32(b0, k0));
+                    hi1[u] = vaddq_f32(hi1[u], vmulq_f32(b1, k1));
+                }
+                c += 8;
+            }
+            let reduce = |lo: &[float32x4_t; KEYS], hi: &[float32x4_t; KEYS]| {
+                let s: [float32x4_t; KEYS] = core::array::from_fn(|u| vaddq_f32(lo[u], hi[u]));
+                vpaddq_f32(vpaddq_f32(s[0], s[1]), vpaddq_f32(s[2], s[3]))
+            };
+            let (mut d0, mut d1) = (reduce(&lo0, &hi0), reduce(&lo1, &hi1));
+            if body < d {
+                let t0: [f32; KEYS] = core::array::from_fn(|u| dot_f32_tail(&q0[body..], &ks[u][body..d]));
+                let t1: [f32; KEYS] = core::array::from_fn(|u| dot_f32_tail(&q1[body..], &ks[u][body..d]));
+                d0 = vaddq_f32(d0, vld1q_f32(t0.as_ptr()));
+                d1 = vaddq_f32(d1, vld1q_f32(t1.as_ptr()));
+            }
+            (d0, d1)
+        }
+    }
+
+    /// [`scores`] for the rows `qs` (all of one length) at once, row `r`'s scores in
+    /// `out[r·n..][..n]`: four keys at a time, each against the rows in pairs, as the AVX2
+    /// form does. The same bits as one [`scores`] call per row.
+    pub(super) fn scores_rows(
+        qs: &[&[f32]],
+        keys: &[f32],
+        stride: usize,
+        scale: f32,
+        mask: Option<&[u32]>,
+        out: &mut [f32],
+        n: usize,
+    ) {
+        let d = qs.first().map_or(0, |q| q.len());
+        let key = |j: usize| &keys[j * stride..j * stride + d];
+        let full = n - n % KEYS;
+        let mut put = |r: usize, j: usize, dots: float32x4_t, bias: &[f32; KEYS]| {
+            let o = &mut out[r * n + j..r * n + j + KEYS];
+            // SAFETY: NEON at build time; `bias` and `o` hold 4 floats.
+            unsafe {
+                let v = vaddq_f32(vmulq_f32(dots, vdupq_n_f32(scale)), vld1q_f32(bias.as_ptr()));
+                vst1q_f32(o.as_mut_ptr(), v);
+            }
+        };
+        for j in (0..full).step_by(KEYS) {
+            let ks = [key(j), key(j + 1), key(j + 2), key(j + 3)];
+            let bias: [f32; KEYS] = core::array::from_fn(|u| mask_bias(mask, j + u));
+            let mut r = 0;
+            while r + 2 <= qs.len() {
+                let (d0, d1) = dot4x2(qs[r], qs[r + 1], ks);
+                put(r, j, d0, &bias);
+                put(r + 1, j, d1, &bias);
+                r += 2;
+            }
+            if r < qs.len() {
+                put(r, j, dot4(qs[r], ks), &bias);
+            }
+        }
+        for (r, q) in qs.iter().enumerate() {
+            for j in full..n {
+                out[r * n + j] = dot_f32(q, key(j)) * scale + mask_bias(mask, j);
+            }
+        }
+    }
+
     pub(super) fn scores(q: &[f32], keys: &[f32], stride: usize, scale: f32, mask: Option<&[u32]>, out: &mut [f32]) {
         let d = q.len();
         let key = |j: usize| &keys[j * stride..j * stride + d];
@@ -627,6 +713,10 @@ pub fn scores_rows(
     }
     #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
     let _ = kt;
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    if qs.iter().all(|q| q.len() == qs[0].len()) {
+        return neon::scores_rows(qs, keys, stride, scale, mask, out, n);
+    }
     for (r, q) in qs.iter().enumerate() {
         attention_scores(q, keys, stride, scale, mask, &mut out[r * n..(r + 1) * n]);
     }
@@ -701,7 +791,7 @@ mod tests {
     }
 
     /// The query-blocked forms equal one call per row, bit for bit (AVX-512 where the
-    /// `vnni` kernel runs, AVX2 row pairs where the CPU has AVX2, the per-row loop
+    /// `vnni` kernel runs, AVX2 or NEON row pairs where the CPU has them, the per-row loop
     /// elsewhere): head sizes and key counts around the tiles, 1 to `QROWS` rows.
     #[test]
     fn blocked_rows_equal_one_call_per_row() {
