@@ -101,6 +101,14 @@ fn check_positions(model: &Model<'_>, case: &Case, what: &str) {
                 for ((name, w), (_, g)) in want.iter().zip(&got) {
                     assert!(w == g, "{what}: {name} of sequence {b} differs (positions {at:?})");
                 }
+            } else if model.config().heads.has(Heads::POOLER) {
+                // Row 0 is not [CLS]: the pooled heads refuse rather than read it.
+                let mut p = vec![0f32; h];
+                let r = model.pooler_output(&mut part, b, &mut p);
+                assert!(
+                    matches!(r, Err(Error::BadInput { value, .. }) if value == at[0] as u64),
+                    "{what}: pooler on positions {at:?}: {r:?}"
+                );
             }
         }
         // Only `n` positions were computed.

@@ -20,6 +20,9 @@ pub struct Encoded<'s> {
     batch: usize,
     seq_len: usize,
     hidden_size: usize,
+    /// The token of each sequence that row 0 holds: 0, but for [`Model::encode_positions`]
+    /// its first position (the pooled heads, which read `[CLS]`, refuse any other).
+    pub(crate) first_token: usize,
 }
 
 impl Encoded<'_> {
@@ -741,7 +744,9 @@ impl Model<'_> {
     /// batch), strictly increasing, each below `seq_len`. The result holds those tokens
     /// only: an [`Encoded`] with `seq_len` = `positions.len()`, where position `r` of
     /// sequence `b` is token `positions[r]` of that sequence (`enc.token(b, r)`,
-    /// `model.mlm_logits(&mut enc, b, r, …)`).
+    /// `model.mlm_logits(&mut enc, b, r, …)`). The pooled heads (pooler, classification,
+    /// SOP, multiple choice) read `[CLS]`: they work when `positions[0]` is 0 and refuse the
+    /// encoding otherwise.
     ///
     /// ```no_run
     /// # fn main() -> Result<(), albert_engine::Error> {
@@ -842,13 +847,13 @@ impl Model<'_> {
                     // Those tokens' states are now rows 0..b·n, sequence by sequence.
                     let n = keep.len();
                     let hidden = &mut r.hidden[..b * n * h];
-                    return Ok(Encoded { hidden, work, batch: b, seq_len: n, hidden_size: h });
+                    return Ok(Encoded { hidden, work, batch: b, seq_len: n, hidden_size: h, first_token: keep[0] });
                 }
                 layer_forward(&c, layer, inputs, r.hidden, bufs, &mut work, par, at, obs);
                 obs.layer(it, g * inner + j, r.hidden);
             }
         }
-        Ok(Encoded { hidden: r.hidden, work, batch: b, seq_len: s, hidden_size: h })
+        Ok(Encoded { hidden: r.hidden, work, batch: b, seq_len: s, hidden_size: h, first_token: 0 })
     }
 }
 

@@ -37,6 +37,15 @@ impl Model<'_> {
     pub fn pooler_output(&self, enc: &mut Encoded<'_>, b: usize, out: &mut [f32]) -> Result<(), Error> {
         let pooler = self.head(self.weights.pooler.as_ref(), "pooler")?;
         check_pos(enc, b, 0)?;
+        if enc.first_token != 0 {
+            // An `encode_positions` result without token 0: its row 0 is another token.
+            return Err(Error::BadInput {
+                what: "first position of the encoding (the pooler reads [CLS], token 0)",
+                index: b,
+                value: enc.first_token as u64,
+                limit: 1,
+            });
+        }
         check_out("pooler_output", out, enc.hidden_size())?;
         let h = enc.hidden_size();
         let at = b * enc.seq_len() * h;
