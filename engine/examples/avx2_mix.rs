@@ -79,118 +79,111 @@ mod mix {
         gelem(192.0 * n as f64, t)
     }
 
-    /// The `avx2` kernel's 4×3 step over a 4-row panel `skew` bytes past a line, against
-    /// `cols` weight rows of `k` bytes, three at a time.
-    pub fn step(skew: usize, k: usize, cols: usize) -> f64 {
-        let stride = 2 * k;
-        let mem = Mem::new(4 * stride + 64 + cols * k);
-        let pa = mem.at(skew);
-        let wb = mem.at(4 * stride + 64);
-        let reps = 4_000_000 / (k / 16) / (cols / 3) + 1;
-        let t = Instant::now();
-        for _ in 0..reps {
-            for j in (0..cols - cols % 3).step_by(3) {
-                let mut p = 0usize;
-                while p + 16 <= k {
-                    // SAFETY: AVX2 checked by `main`; 16 bytes at b_j + p and 32 at a_i + 2p,
-                    // inside `mem` (p + 16 ≤ k).
-                    unsafe {
-                        asm!(
-                            "vpmovsxbw ymm12, xmmword ptr [{b0} + {p}]",
-                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a0} + 2*{p}]",
-                            "vpaddd ymm0, ymm0, ymm13",
-                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a1} + 2*{p}]",
-                            "vpaddd ymm3, ymm3, ymm13",
-                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a2} + 2*{p}]",
-                            "vpaddd ymm6, ymm6, ymm13",
-                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a3} + 2*{p}]",
-                            "vpaddd ymm9, ymm9, ymm13",
-                            "vpmovsxbw ymm12, xmmword ptr [{b1} + {p}]",
-                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a0} + 2*{p}]",
-                            "vpaddd ymm1, ymm1, ymm13",
-                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a1} + 2*{p}]",
-                            "vpaddd ymm4, ymm4, ymm13",
-                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a2} + 2*{p}]",
-                            "vpaddd ymm7, ymm7, ymm13",
-                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a3} + 2*{p}]",
-                            "vpaddd ymm10, ymm10, ymm13",
-                            "vpmovsxbw ymm12, xmmword ptr [{b2} + {p}]",
-                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a0} + 2*{p}]",
-                            "vpaddd ymm2, ymm2, ymm13",
-                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a1} + 2*{p}]",
-                            "vpaddd ymm5, ymm5, ymm13",
-                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a2} + 2*{p}]",
-                            "vpaddd ymm8, ymm8, ymm13",
-                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a3} + 2*{p}]",
-                            "vpaddd ymm11, ymm11, ymm13",
-                            a0 = in(reg) pa, a1 = in(reg) pa.add(stride), a2 = in(reg) pa.add(2 * stride),
-                            a3 = in(reg) pa.add(3 * stride), b0 = in(reg) wb.add(j * k),
-                            b1 = in(reg) wb.add((j + 1) * k), b2 = in(reg) wb.add((j + 2) * k), p = in(reg) p,
-                            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _, options(nostack, readonly));
+    /// A function timing the `avx2` kernel's 4×3 step shape over a 4-row i16 panel `skew`
+    /// bytes past a line, against `cols` weight rows of `k` bytes, three at a time, with
+    /// the given step body (one `asm!` template over the operands `a0`-`a3`, `b0`-`b2`,
+    /// `p`; every ymm clobbered).
+    macro_rules! step_loop {
+        ($(#[$doc:meta])* $name:ident, $($body:literal,)+) => {
+            $(#[$doc])*
+            pub fn $name(skew: usize, k: usize, cols: usize) -> f64 {
+                let stride = 2 * k;
+                let mem = Mem::new(4 * stride + 64 + cols * k);
+                let pa = mem.at(skew);
+                let wb = mem.at(4 * stride + 64);
+                let reps = 4_000_000 / (k / 16) / (cols / 3) + 1;
+                let t = Instant::now();
+                for _ in 0..reps {
+                    for j in (0..cols - cols % 3).step_by(3) {
+                        let mut p = 0usize;
+                        while p + 16 <= k {
+                            // SAFETY: AVX2 checked by `main`; 16 bytes at b_j + p and 32 at
+                            // a_i + 2p, inside `mem` (p + 16 ≤ k).
+                            unsafe {
+                                asm!(
+                                    $($body,)+
+                                    a0 = in(reg) pa, a1 = in(reg) pa.add(stride), a2 = in(reg) pa.add(2 * stride),
+                                    a3 = in(reg) pa.add(3 * stride), b0 = in(reg) wb.add(j * k),
+                                    b1 = in(reg) wb.add((j + 1) * k), b2 = in(reg) wb.add((j + 2) * k), p = in(reg) p,
+                                    out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _,
+                                    out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
+                                    out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _, options(nostack, readonly),
+                                );
+                            }
+                            p += 16;
+                        }
                     }
-                    p += 16;
                 }
+                gelem((reps * (cols / 3) * (k / 16)) as f64 * 192.0, t)
             }
-        }
-        gelem((reps * (cols / 3) * (k / 16)) as f64 * 192.0, t)
+        };
     }
 
-    /// [`step`] with activation rows 0 and 1 held in registers for the step.
-    pub fn step_regs(skew: usize, k: usize, cols: usize) -> f64 {
-        let stride = 2 * k;
-        let mem = Mem::new(4 * stride + 64 + cols * k);
-        let pa = mem.at(skew);
-        let wb = mem.at(4 * stride + 64);
-        let reps = 4_000_000 / (k / 16) / (cols / 3) + 1;
-        let t = Instant::now();
-        for _ in 0..reps {
-            for j in (0..cols - cols % 3).step_by(3) {
-                let mut p = 0usize;
-                while p + 16 <= k {
-                    // SAFETY: AVX2 checked by `main`; 16 bytes at b_j + p and 32 at a_i + 2p,
-                    // inside `mem` (p + 16 ≤ k).
-                    unsafe {
-                        asm!(
-                            "vmovdqa ymm14, ymmword ptr [{a0} + 2*{p}]",
-                            "vmovdqa ymm15, ymmword ptr [{a1} + 2*{p}]",
-                            "vpmovsxbw ymm12, xmmword ptr [{b0} + {p}]",
-                            "vpmaddwd ymm13, ymm12, ymm14",
-                            "vpaddd ymm0, ymm0, ymm13",
-                            "vpmaddwd ymm13, ymm12, ymm15",
-                            "vpaddd ymm3, ymm3, ymm13",
-                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a2} + 2*{p}]",
-                            "vpaddd ymm6, ymm6, ymm13",
-                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a3} + 2*{p}]",
-                            "vpaddd ymm9, ymm9, ymm13",
-                            "vpmovsxbw ymm12, xmmword ptr [{b1} + {p}]",
-                            "vpmaddwd ymm13, ymm12, ymm14",
-                            "vpaddd ymm1, ymm1, ymm13",
-                            "vpmaddwd ymm13, ymm12, ymm15",
-                            "vpaddd ymm4, ymm4, ymm13",
-                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a2} + 2*{p}]",
-                            "vpaddd ymm7, ymm7, ymm13",
-                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a3} + 2*{p}]",
-                            "vpaddd ymm10, ymm10, ymm13",
-                            "vpmovsxbw ymm12, xmmword ptr [{b2} + {p}]",
-                            "vpmaddwd ymm13, ymm12, ymm14",
-                            "vpaddd ymm2, ymm2, ymm13",
-                            "vpmaddwd ymm13, ymm12, ymm15",
-                            "vpaddd ymm5, ymm5, ymm13",
-                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a2} + 2*{p}]",
-                            "vpaddd ymm8, ymm8, ymm13",
-                            "vpmaddwd ymm13, ymm12, ymmword ptr [{a3} + 2*{p}]",
-                            "vpaddd ymm11, ymm11, ymm13",
-                            a0 = in(reg) pa, a1 = in(reg) pa.add(stride), a2 = in(reg) pa.add(2 * stride),
-                            a3 = in(reg) pa.add(3 * stride), b0 = in(reg) wb.add(j * k),
-                            b1 = in(reg) wb.add((j + 1) * k), b2 = in(reg) wb.add((j + 2) * k), p = in(reg) p,
-                            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _, options(nostack, readonly));
-                    }
-                    p += 16;
-                }
-            }
-        }
-        gelem((reps * (cols / 3) * (k / 16)) as f64 * 192.0, t)
-    }
+    step_loop!(
+        /// The `avx2` kernel's 4×3 step (`tile_avx2_4x3_a16`'s asm).
+        step,
+        "vpmovsxbw ymm12, xmmword ptr [{b0} + {p}]",
+        "vpmaddwd ymm13, ymm12, ymmword ptr [{a0} + 2*{p}]",
+        "vpaddd ymm0, ymm0, ymm13",
+        "vpmaddwd ymm13, ymm12, ymmword ptr [{a1} + 2*{p}]",
+        "vpaddd ymm3, ymm3, ymm13",
+        "vpmaddwd ymm13, ymm12, ymmword ptr [{a2} + 2*{p}]",
+        "vpaddd ymm6, ymm6, ymm13",
+        "vpmaddwd ymm13, ymm12, ymmword ptr [{a3} + 2*{p}]",
+        "vpaddd ymm9, ymm9, ymm13",
+        "vpmovsxbw ymm12, xmmword ptr [{b1} + {p}]",
+        "vpmaddwd ymm13, ymm12, ymmword ptr [{a0} + 2*{p}]",
+        "vpaddd ymm1, ymm1, ymm13",
+        "vpmaddwd ymm13, ymm12, ymmword ptr [{a1} + 2*{p}]",
+        "vpaddd ymm4, ymm4, ymm13",
+        "vpmaddwd ymm13, ymm12, ymmword ptr [{a2} + 2*{p}]",
+        "vpaddd ymm7, ymm7, ymm13",
+        "vpmaddwd ymm13, ymm12, ymmword ptr [{a3} + 2*{p}]",
+        "vpaddd ymm10, ymm10, ymm13",
+        "vpmovsxbw ymm12, xmmword ptr [{b2} + {p}]",
+        "vpmaddwd ymm13, ymm12, ymmword ptr [{a0} + 2*{p}]",
+        "vpaddd ymm2, ymm2, ymm13",
+        "vpmaddwd ymm13, ymm12, ymmword ptr [{a1} + 2*{p}]",
+        "vpaddd ymm5, ymm5, ymm13",
+        "vpmaddwd ymm13, ymm12, ymmword ptr [{a2} + 2*{p}]",
+        "vpaddd ymm8, ymm8, ymm13",
+        "vpmaddwd ymm13, ymm12, ymmword ptr [{a3} + 2*{p}]",
+        "vpaddd ymm11, ymm11, ymm13",
+    );
+
+    step_loop!(
+        /// [`step`] with activation rows 0 and 1 held in registers for the step.
+        step_regs,
+        "vmovdqa ymm14, ymmword ptr [{a0} + 2*{p}]",
+        "vmovdqa ymm15, ymmword ptr [{a1} + 2*{p}]",
+        "vpmovsxbw ymm12, xmmword ptr [{b0} + {p}]",
+        "vpmaddwd ymm13, ymm12, ymm14",
+        "vpaddd ymm0, ymm0, ymm13",
+        "vpmaddwd ymm13, ymm12, ymm15",
+        "vpaddd ymm3, ymm3, ymm13",
+        "vpmaddwd ymm13, ymm12, ymmword ptr [{a2} + 2*{p}]",
+        "vpaddd ymm6, ymm6, ymm13",
+        "vpmaddwd ymm13, ymm12, ymmword ptr [{a3} + 2*{p}]",
+        "vpaddd ymm9, ymm9, ymm13",
+        "vpmovsxbw ymm12, xmmword ptr [{b1} + {p}]",
+        "vpmaddwd ymm13, ymm12, ymm14",
+        "vpaddd ymm1, ymm1, ymm13",
+        "vpmaddwd ymm13, ymm12, ymm15",
+        "vpaddd ymm4, ymm4, ymm13",
+        "vpmaddwd ymm13, ymm12, ymmword ptr [{a2} + 2*{p}]",
+        "vpaddd ymm7, ymm7, ymm13",
+        "vpmaddwd ymm13, ymm12, ymmword ptr [{a3} + 2*{p}]",
+        "vpaddd ymm10, ymm10, ymm13",
+        "vpmovsxbw ymm12, xmmword ptr [{b2} + {p}]",
+        "vpmaddwd ymm13, ymm12, ymm14",
+        "vpaddd ymm2, ymm2, ymm13",
+        "vpmaddwd ymm13, ymm12, ymm15",
+        "vpaddd ymm5, ymm5, ymm13",
+        "vpmaddwd ymm13, ymm12, ymmword ptr [{a2} + 2*{p}]",
+        "vpaddd ymm8, ymm8, ymm13",
+        "vpmaddwd ymm13, ymm12, ymmword ptr [{a3} + 2*{p}]",
+        "vpaddd ymm11, ymm11, ymm13",
+    );
 
     /// The exact broadcast form with the sign trick: two 8-token panels (`a` and `|a|`) per
     /// 4-K step against 4 weight rows' broadcast 4 bytes.

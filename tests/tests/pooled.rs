@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use albert_engine::config::{DType, Heads};
 use albert_engine::threads::Pool;
-use albert_engine::{Error, Model};
+use albert_engine::{Encoded, Error, Inputs, Model};
 use albert_quantize::pack::PackOptions;
 use albert_tests::{Case, Fixture, fixture_names};
 
@@ -19,7 +19,7 @@ fn bits(v: &[f32]) -> Vec<u32> {
 }
 
 /// The pooled heads of sequence `b`, each by name (those the model has).
-fn heads(model: &Model<'_>, enc: &mut albert_engine::Encoded<'_>, b: usize) -> Vec<(&'static str, Vec<u32>)> {
+fn heads(model: &Model<'_>, enc: &mut Encoded<'_>, b: usize) -> Vec<(&'static str, Vec<u32>)> {
     let c = *model.config();
     let mut out = Vec::new();
     if c.heads.has(Heads::POOLER) {
@@ -44,12 +44,7 @@ fn heads(model: &Model<'_>, enc: &mut albert_engine::Encoded<'_>, b: usize) -> V
 }
 
 /// The per-token heads of token `pos` of sequence `b`, each by name (those the model has).
-fn token_heads(
-    model: &Model<'_>,
-    enc: &mut albert_engine::Encoded<'_>,
-    b: usize,
-    pos: usize,
-) -> Vec<(&'static str, Vec<u32>)> {
+fn token_heads(model: &Model<'_>, enc: &mut Encoded<'_>, b: usize, pos: usize) -> Vec<(&'static str, Vec<u32>)> {
     let c = *model.config();
     let mut out = Vec::new();
     if c.heads.has(Heads::MLM) {
@@ -77,27 +72,24 @@ fn position_lists(seq: usize) -> Vec<Vec<usize>> {
     vec![vec![seq - 1], spread, (0..seq).step_by(2).collect(), (0..seq).collect()]
 }
 
-fn check_positions(model: &Model<'_>, case: &Case, what: &str) {
-    let inputs = case.inputs().expect("a sequence axis");
+/// `encode_positions` against the full encoding `full` of `inputs` (`scratch` for its own).
+fn check_positions(model: &Model<'_>, inputs: &Inputs<'_>, full: &mut Encoded<'_>, scratch: &mut [u8], what: &str) {
     let (batch, seq) = (inputs.batch, inputs.seq_len);
     let h = model.config().hidden_size as usize;
-    let mut s1 = vec![0u8; model.scratch_bytes(seq, batch)];
-    let mut s2 = vec![0u8; model.scratch_bytes(seq, batch)];
-    let mut full = model.encode(&inputs, &mut s1).expect("encode runs");
     for at in position_lists(seq) {
-        let mut part = model.encode_positions(&inputs, &at, &mut s2).expect("encode_positions runs");
+        let mut part = model.encode_positions(inputs, &at, scratch).expect("encode_positions runs");
         let n = at.len();
         assert_eq!((part.batch(), part.seq_len(), part.hidden_size()), (batch, n, h), "{what} at {at:?}");
         for b in 0..batch {
             for (r, &p) in at.iter().enumerate() {
                 assert!(bits(part.token(b, r)) == bits(full.token(b, p)), "{what}: token {p} of sequence {b} differs");
-                let (want, got) = (token_heads(model, &mut full, b, p), token_heads(model, &mut part, b, r));
+                let (want, got) = (token_heads(model, full, b, p), token_heads(model, &mut part, b, r));
                 for ((name, w), (_, g)) in want.iter().zip(&got) {
                     assert!(w == g, "{what}: {name} at token {p} of sequence {b} differs");
                 }
             }
             if at[0] == 0 {
-                let (want, got) = (heads(model, &mut full, b), heads(model, &mut part, b));
+                let (want, got) = (heads(model, full, b), heads(model, &mut part, b));
                 for ((name, w), (_, g)) in want.iter().zip(&got) {
                     assert!(w == g, "{what}: {name} of sequence {b} differs (positions {at:?})");
                 }
@@ -119,7 +111,7 @@ fn check_positions(model: &Model<'_>, case: &Case, what: &str) {
             );
         }
     }
-    let mut refused = |at: &[usize], want: (usize, usize)| match model.encode_positions(&inputs, at, &mut s2) {
+    let mut refused = |at: &[usize], want: (usize, usize)| match model.encode_positions(inputs, at, scratch) {
         Err(Error::BadPositions { index, value, seq_len, .. }) => (index, value) == want && seq_len == seq,
         _ => false,
     };
@@ -131,19 +123,16 @@ fn check_positions(model: &Model<'_>, case: &Case, what: &str) {
     }
 }
 
-fn check_case(model: &Model<'_>, case: &Case, what: &str) {
-    let inputs = case.inputs().expect("a sequence axis");
+/// `encode_pooled` against the full encoding `full` of `inputs` (`scratch` for its own).
+fn check_pooled(model: &Model<'_>, inputs: &Inputs<'_>, full: &mut Encoded<'_>, scratch: &mut [u8], what: &str) {
     let (batch, seq) = (inputs.batch, inputs.seq_len);
     let h = model.config().hidden_size as usize;
-    let mut s1 = vec![0u8; model.scratch_bytes(seq, batch)];
-    let mut s2 = vec![0u8; model.scratch_bytes(seq, batch)];
-    let mut full = model.encode(&inputs, &mut s1).expect("encode runs");
-    let mut pooled = model.encode_pooled(&inputs, &mut s2).expect("encode_pooled runs");
+    let mut pooled = model.encode_pooled(inputs, scratch).expect("encode_pooled runs");
     assert_eq!((pooled.batch(), pooled.seq_len(), pooled.hidden_size()), (batch, 1, h), "{what}");
     assert_eq!(pooled.last_hidden_state().len(), batch * h, "{what}");
     for b in 0..batch {
         assert!(bits(pooled.token(b, 0)) == bits(full.token(b, 0)), "{what}: first token of sequence {b} differs");
-        let (want, got) = (heads(model, &mut full, b), heads(model, &mut pooled, b));
+        let (want, got) = (heads(model, full, b), heads(model, &mut pooled, b));
         for ((name, w), (_, g)) in want.iter().zip(&got) {
             assert!(w == g, "{what}: {name} of sequence {b} differs");
         }
@@ -156,6 +145,16 @@ fn check_case(model: &Model<'_>, case: &Case, what: &str) {
             "{what}"
         );
     }
+}
+
+/// One case: the full encoding once, then the pooled and the positions encodings against it.
+fn check_case(model: &Model<'_>, case: &Case, what: &str) {
+    let inputs = case.inputs().expect("a sequence axis");
+    let mut s1 = vec![0u8; model.scratch_bytes(inputs.seq_len, inputs.batch)];
+    let mut s2 = vec![0u8; model.scratch_bytes(inputs.seq_len, inputs.batch)];
+    let mut full = model.encode(&inputs, &mut s1).expect("encode runs");
+    check_pooled(model, &inputs, &mut full, &mut s2, what);
+    check_positions(model, &inputs, &mut full, &mut s2, what);
 }
 
 fn check(dtype: DType) {
@@ -172,7 +171,6 @@ fn check(dtype: DType) {
             for case in &f.cases {
                 let what = format!("{name} {} {} ({threads} threads)", dtype.name(), case.name);
                 check_case(&model, case, &what);
-                check_positions(&model, case, &what);
             }
         }
     }

@@ -251,17 +251,7 @@ unsafe fn tile_i8mm<const R: usize, const C: usize>(
             }
             p += 16;
         }
-        let mut out = [[0i32; C]; R];
-        for i in 0..R / 2 {
-            for j in 0..C / 2 {
-                let mut l = [0i32; 4];
-                vst1q_s32(l.as_mut_ptr(), acc[i][j]);
-                out[2 * i][2 * j] = l[0];
-                out[2 * i][2 * j + 1] = l[1];
-                out[2 * i + 1][2 * j] = l[2];
-                out[2 * i + 1][2 * j + 1] = l[3];
-            }
-        }
+        let mut out = smmla_out(&acc);
         tail(p, k, &a, &b, &mut out);
         out
     }
@@ -301,19 +291,27 @@ unsafe fn tile_i8mm_zipped<const R: usize, const C: usize>(
                 }
             }
         }
-        let mut out = [[0i32; C]; R];
-        for q in 0..R / 2 {
-            for j in 0..C / 2 {
-                let mut l = [0i32; 4];
-                vst1q_s32(l.as_mut_ptr(), acc[q][j]);
-                out[2 * q][2 * j] = l[0];
-                out[2 * q][2 * j + 1] = l[1];
-                out[2 * q + 1][2 * j] = l[2];
-                out[2 * q + 1][2 * j + 1] = l[3];
-            }
-        }
-        out
+        smmla_out(&acc)
     }
+}
+
+/// The `R × C` results of `smmla` accumulators (`acc[q][j]`, only `[..R/2][..C/2]` used):
+/// lanes `[a0·b0, a0·b1, a1·b0, a1·b1]` of row pair `q` and column pair `j`.
+#[inline(always)]
+fn smmla_out<const R: usize, const C: usize>(acc: &[[int32x4_t; C]; R]) -> [[i32; C]; R] {
+    let mut out = [[0i32; C]; R];
+    for q in 0..R / 2 {
+        for j in 0..C / 2 {
+            let mut l = [0i32; 4];
+            // SAFETY: NEON (the callers run with it); `l` holds 4 values.
+            unsafe { vst1q_s32(l.as_mut_ptr(), acc[q][j]) };
+            out[2 * q][2 * j] = l[0];
+            out[2 * q][2 * j + 1] = l[1];
+            out[2 * q + 1][2 * j] = l[2];
+            out[2 * q + 1][2 * j + 1] = l[3];
+        }
+    }
+    out
 }
 
 /// Writes rows `x` and `y` zipped for [`tile_i8mm_zipped`]: per 16 bytes of each, the two

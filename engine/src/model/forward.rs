@@ -857,33 +857,15 @@ impl Model<'_> {
     }
 }
 
-/// Which query rows [`attention_heads`] computes.
-#[derive(Clone, Copy)]
-enum Queries<'p> {
-    /// Every token: query and context row `bi·s + i` for token `i` of sequence `bi`.
-    All,
-    /// Tokens `positions` of each sequence: query and context row `bi·n + r` for token
-    /// `positions[r]` of sequence `bi` (compacted; `n = positions.len()`).
-    At(&'p [usize]),
-}
-
-impl Queries<'_> {
-    /// Query rows per sequence.
-    fn per_sequence(self, s: usize) -> usize {
-        match self {
-            Queries::All => s,
-            Queries::At(p) => p.len(),
-        }
-    }
-}
-
-/// Multi-head attention: the context rows of the queries `which` selects, from the
-/// queries `q`, the keys `k` and values `v` of every token (rows of `hidden_size`).
+/// Multi-head attention: the context rows of `queries` query rows per sequence, from the
+/// queries `q`, the keys `k` and values `v` of every token (rows of `hidden_size`). Query
+/// and context row `bi·queries + i` is query `i` of sequence `bi`: every token with
+/// `queries = seq_len`, or the compacted rows of [`layer_forward_at`].
 #[allow(clippy::too_many_arguments)]
 fn attention_heads(
     c: &ModelConfig,
     inp: &Inputs<'_>,
-    which: Queries<'_>,
+    queries: usize,
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -896,8 +878,7 @@ fn attention_heads(
     let nh = c.num_attention_heads as usize;
     let d = c.head_dim();
     let scale = 1.0 / libm::sqrtf(d as f32);
-    // The queries per sequence, and the query and context row of query `i` of sequence `bi`.
-    let queries = which.per_sequence(s);
+    // The query and context row of query `i` of sequence `bi`.
     let row = |bi: usize, i: usize| bi * queries + i;
     // Heads in parallel: a part owns its heads' columns of the context and one row of
     // probabilities per head.
@@ -985,7 +966,7 @@ fn layer_forward_at(
     let m = b * n;
     let hidden = &mut hidden[..m * h];
     linear(hidden, m, &l.query, x.q, work, par);
-    attention_heads(c, inp, Queries::At(at), &*x.q, &*x.k, &*x.v, &mut *x.ctx, &mut *x.probs, par);
+    attention_heads(c, inp, n, &*x.q, &*x.k, &*x.v, &mut *x.ctx, &mut *x.probs, par);
     dense_and_ffn(c, l, m, hidden, x, work, par);
 }
 
@@ -1044,7 +1025,7 @@ fn layer_forward<O: Observer>(
     linear_with(hidden, t, &l.value, x.v, work, par, same_input_quantization(&l.key, &l.value), false, Post::None);
     obs.gemm(site(Gemm::Value), hidden, x.v, t);
 
-    attention_heads(c, inp, Queries::All, &*x.q, &*x.k, &*x.v, &mut *x.ctx, &mut *x.probs, par);
+    attention_heads(c, inp, s, &*x.q, &*x.k, &*x.v, &mut *x.ctx, &mut *x.probs, par);
 
     // The row-wise steps after the dense, FFN and FFN-output linears run inside them
     // (`dense_and_ffn`), unless an observer must see the linear's own output first.
