@@ -30,6 +30,11 @@ Run from the repository root:
     /work/venv/bin/python bench/compare_ort.py [--seqs 8,32,128] [--iters 30] [--workdir DIR]
         [--max-position 512] [--quantize-arg ARG ...]
 
+`--prebuilt` runs on a machine without a Rust toolchain or torch (one with onnxruntime and
+numpy): it takes `albert` from `--target-dir`/release and the blob, the int8 graph and the fp32
+reference states (`fp32_hidden_SEQ.npy`, written by every full run) from `--workdir` as they
+are, and packs, exports and quantizes nothing.
+
 Both sides see the same token ids ([CLS], ids 5 + (7919·i mod 995), [SEP]), as `albert
 bench` builds them. Latencies are wall-clock per forward pass: on a loaded machine, run
 it more than once and compare runs made at the same load (the script prints `uptime`).
@@ -147,6 +152,17 @@ def hidden_albert(albert: Path, blob: Path, seq: int) -> np.ndarray:
     return np.asarray(json.loads(out.splitlines()[0])["last_hidden_state"], dtype=np.float64)
 
 
+def fp32_hidden(fp32: Path, work: Path, seq: int) -> np.ndarray:
+    """The fp32 graph's last_hidden_state at `seq`, saved beside it for `--prebuilt` runs
+    (which carry the states, not the 30 MB graph)."""
+    saved = work / f"fp32_hidden_{seq}.npy"
+    if fp32.exists():
+        want = hidden_ort(fp32, seq)
+        np.save(saved, want)
+        return want
+    return np.load(saved)
+
+
 def cosines(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
     """Per-token cosine of `got` against `want` ([seq, hidden]): mean and minimum."""
     c = (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
@@ -176,6 +192,10 @@ def main() -> int:
     ap.add_argument("--ort-reduce-range", action="store_true",
                     help="quantize_dynamic(reduce_range=True): 7-bit weights, ORT's remedy for the u8 x s8 "
                          "saturation of its kernels on x86 without VNNI")
+    ap.add_argument("--prebuilt", action="store_true",
+                    help="no cargo, quantize, torch or ORT quantization: time the workdir's outlier.albq and "
+                         "encoder.int8.onnx with --target-dir's albert, and score accuracy against its "
+                         "fp32_hidden_SEQ.npy")
     ap.add_argument("--quantize-arg", action="append", default=[],
                     help="one more word for quantize's command line (repeat: --quantize-arg=--act16 "
                          "--quantize-arg=none)")
@@ -185,30 +205,36 @@ def main() -> int:
     tmp = None if args.workdir else tempfile.TemporaryDirectory(prefix="compare_ort_")
     work = args.workdir or Path(tmp.name)
     work.mkdir(parents=True, exist_ok=True)
-    print("building albert, quantize and write_outlier_checkpoint (release) ...", flush=True)
-    build(args.target_dir)
-    albert = cargo_bin(args.target_dir, "bin", "albert")
-    ckpt, blob = work / "ckpt", work / "outlier.albq"
-    if not (ckpt / "model.safetensors").exists():
-        sh([str(cargo_bin(args.target_dir, "example", "write_outlier_checkpoint")), str(ckpt), "--max-position",
-            str(args.max_position)])
-    # Packed on every run, never reused from the work directory: a blob left there by an
-    # older quantize would be timed with an older scheme (it once was: a blob without the
-    # default int16 FFN-output activations, which made the engine look 30 % faster).
-    scheme = " ".join(args.quantize_arg) or "the default int8 scheme"
-    print(f"packing with quantize ({scheme}) ...", flush=True)
-    sh([str(cargo_bin(args.target_dir, "bin", "quantize")), str(ckpt), "-o", str(blob), *args.quantize_arg])
-    positions = json.loads((ckpt / "config.json").read_text())["max_position_embeddings"]
-    if max(seqs) > positions:
-        ap.error(f"the checkpoint has {positions} positions (--max-position)")
-
     fp32, pre, int8 = work / "encoder.onnx", work / "encoder.pre.onnx", work / "encoder.int8.onnx"
-    rr = ", reduce_range" if args.ort_reduce_range else ""
-    print(f"exporting to ONNX and quantizing (quant_pre_process + quantize_dynamic per-channel{rr}) ...", flush=True)
-    if not fp32.exists():
-        export_onnx(ckpt, fp32)
-    n_mmi = quantize_onnx(fp32, pre, int8, args.ort_reduce_range)
-    print(f"MatMulInteger nodes in the int8 graph: {n_mmi} (12 iterations x 6 linears + mapping_in = 73 expected)")
+    albert, blob = cargo_bin(args.target_dir, "bin", "albert"), work / "outlier.albq"
+    if args.prebuilt:
+        scheme, n_mmi = "as packed in the workdir", None
+        missing = [p for p in (albert, blob, int8) if not p.exists()]
+        if missing:
+            ap.error(f"--prebuilt: missing {', '.join(map(str, missing))}")
+    else:
+        print("building albert, quantize and write_outlier_checkpoint (release) ...", flush=True)
+        build(args.target_dir)
+        ckpt = work / "ckpt"
+        if not (ckpt / "model.safetensors").exists():
+            sh([str(cargo_bin(args.target_dir, "example", "write_outlier_checkpoint")), str(ckpt), "--max-position",
+                str(args.max_position)])
+        # Packed on every run, never reused from the work directory: a blob left there by an
+        # older quantize would be timed with an older scheme (it once was: a blob without the
+        # default int16 FFN-output activations, which made the engine look 30 % faster).
+        scheme = " ".join(args.quantize_arg) or "the default int8 scheme"
+        print(f"packing with quantize ({scheme}) ...", flush=True)
+        sh([str(cargo_bin(args.target_dir, "bin", "quantize")), str(ckpt), "-o", str(blob), *args.quantize_arg])
+        positions = json.loads((ckpt / "config.json").read_text())["max_position_embeddings"]
+        if max(seqs) > positions:
+            ap.error(f"the checkpoint has {positions} positions (--max-position)")
+
+        rr = ", reduce_range" if args.ort_reduce_range else ""
+        print(f"exporting to ONNX and quantizing (quant_pre_process + quantize_dynamic per-channel{rr}) ...", flush=True)
+        if not fp32.exists():
+            export_onnx(ckpt, fp32)
+        n_mmi = quantize_onnx(fp32, pre, int8, args.ort_reduce_range)
+        print(f"MatMulInteger nodes in the int8 graph: {n_mmi} (12 iterations x 6 linears + mapping_in = 73 expected)")
 
     import onnxruntime
 
@@ -236,7 +262,7 @@ def main() -> int:
     print(f"{'seq':>5} {'ORT int8 mean':>14} {'min':>8} {'albert mean':>12} {'min':>8}")
     accuracy = []
     for seq in seqs:
-        want = hidden_ort(fp32, seq)
+        want = fp32_hidden(fp32, work, seq)
         o_mean, o_min = cosines(hidden_ort(int8, seq), want)
         a_mean, a_min = cosines(hidden_albert(albert, blob, seq), want)
         accuracy.append(dict(seq=seq, ort_cos_mean=o_mean, ort_cos_min=o_min, albert_cos_mean=a_mean,
