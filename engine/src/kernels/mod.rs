@@ -11,6 +11,7 @@
 //! | `wide`   | everywhere (`wide` crate)  | i16 shifts (AVX2 builds: `vpmovsxbw`) + `pmaddwd` / `smull+addp` | 4 × 2 |
 //! | `avx2`   | x86_64 with AVX2           | `vpmovsxbw` + `vpmaddwd` (ymm)             | 4 × 3              |
 //! | `vnni`   | x86_64 with AVX-512 VNNI   | `vpdpbusd` (zmm), weights broadcast        | 32 × 12 (m ≥ 16), 9-15 × 12 (pair form), 2-8 × 12 (quad form) |
+//! | `amx`    | x86_64 with AMX-INT8 (Linux) | `tdpbssd` (16 × 16 × 64 tiles); other shapes `vnni` | 32 × 32 (m ≥ 16, K a multiple of 64) |
 //! | `neon`   | aarch64                    | `smull` + `sadalp`                         | 4 × 4              |
 //! | `sdot`   | aarch64 with dotprod       | `sdot`                                     | 4 × 4              |
 //! | `i8mm`   | aarch64 with i8mm          | `smmla`                                    | 4 × 4              |
@@ -22,7 +23,7 @@
 //!
 //! Selection happens once per process. With `std`: run-time detection
 //! (`is_x86_feature_detected!`, `is_aarch64_feature_detected!`) and the environment
-//! variable `ALBERT_KERNEL=scalar|wide|avx2|vnni|neon|sdot|i8mm`, which forces one (an
+//! variable `ALBERT_KERNEL=scalar|wide|avx2|vnni|amx|neon|sdot|i8mm`, which forces one (an
 //! unknown or unavailable name is an error from [`selected`], and a panic naming the
 //! variable when inference runs). Without `std`: the best kernel the build's
 //! `target_feature`s allow.
@@ -36,13 +37,20 @@ mod wide;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+// AMX by inline assembly: its intrinsics and `is_x86_feature_detected!("amx-int8")` are
+// not stable.
+#[cfg(target_arch = "x86_64")]
+mod amx;
+
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 
 use core::fmt;
 
 /// Every kernel name, in order of preference (the last available one is the default).
-pub const NAMES: [&str; 7] = ["scalar", "wide", "neon", "sdot", "i8mm", "avx2", "vnni"];
+/// `amx` ranks below `vnni` until it has passed the conformance suite on AMX hardware
+/// (`amx.rs`): until then it runs only when `ALBERT_KERNEL=amx` asks for it.
+pub const NAMES: [&str; 8] = ["scalar", "wide", "neon", "sdot", "i8mm", "avx2", "amx", "vnni"];
 
 type GemmI8 = unsafe fn(usize, usize, usize, *const i8, *const i8, *mut i32);
 type GemmI16 = unsafe fn(usize, usize, usize, *const i16, *const i8, *mut i64);
@@ -77,6 +85,19 @@ impl Kernel {
     /// The kernel's name, as `ALBERT_KERNEL` spells it.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// How many output columns (weight rows) one GEMM call should cover when its caller
+    /// finishes the accumulators right after it: few enough that a block of rows'
+    /// accumulators stay in L2 until they are read back, and exactly the `vnni` broadcast
+    /// kernels' column block (its activations are packed once per block); for `amx`, whole
+    /// blocks of 32 columns, about 1 MiB of weights (it packs the activations once per call
+    /// and K chunk).
+    pub fn column_chunk(&self, k: usize) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        return if self.name == "amx" { amx::column_chunk(k) } else { x86::first_col_block(k) };
+        #[allow(unreachable_code)]
+        (256 * 1024 / k.max(1)).clamp(48, 1024).next_multiple_of(48)
     }
 
     /// `c[i][j] = Σ_k a[i][k] · b[j][k]`, exact in i32; the same contract (and result) as
@@ -249,6 +270,8 @@ pub fn is_supported(name: &str) -> bool {
         "avx2" => x86::has_avx2(),
         #[cfg(target_arch = "x86_64")]
         "vnni" => x86::has_vnni(),
+        #[cfg(target_arch = "x86_64")]
+        "amx" => amx::has_amx(),
         #[cfg(target_arch = "aarch64")]
         "neon" => aarch64::has_neon(),
         #[cfg(target_arch = "aarch64")]
@@ -267,6 +290,8 @@ fn table_entry(name: &'static str) -> Option<(GemmI8, GemmI16)> {
         "avx2" => (x86::avx2_gemm_i8_i32_4x3, x86::avx2_gemm_i16_i8_i64_3x4),
         #[cfg(target_arch = "x86_64")]
         "vnni" => (x86::avx512vnni_gemm_i8_i32, x86::avx512vnni_gemm_i16_i8_i64),
+        #[cfg(target_arch = "x86_64")]
+        "amx" => (amx::amx_gemm_i8_i32, x86::avx512vnni_gemm_i16_i8_i64),
         #[cfg(target_arch = "aarch64")]
         "neon" => (aarch64::neon_gemm_i8_i32_4x4, aarch64::neon_gemm_i16_i8_i64_4x4),
         #[cfg(target_arch = "aarch64")]
@@ -281,6 +306,8 @@ fn sums_entry(name: &'static str) -> Option<(GemmI8Sums, GemmI16Sums)> {
     match name {
         #[cfg(target_arch = "x86_64")]
         "vnni" => Some((x86::avx512vnni_gemm_i8_i32_sums, x86::avx512vnni_gemm_i16_i8_i64_sums)),
+        #[cfg(target_arch = "x86_64")]
+        "amx" => Some((amx::amx_gemm_i8_i32_sums, x86::avx512vnni_gemm_i16_i8_i64_sums)),
         #[cfg(target_arch = "aarch64")]
         "sdot" => Some((aarch64::sdot_gemm_i8_i32_sums, aarch64::sdot_gemm_i16_i8_i64_sums)),
         #[cfg(target_arch = "aarch64")]
@@ -348,7 +375,7 @@ pub(crate) fn active() -> Kernel {
 }
 
 /// Which instructions the float loops (GELU, softmax, LayerNorm, activation quantization,
-/// attention) run on in this process: `"avx512"` with the `vnni` kernel, `"avx2"` with the
+/// attention) run on in this process: `"avx512"` with the `vnni` or `amx` kernel, `"avx2"` with the
 /// `avx2` kernel, else what the build's `wide::f32x8` compiles to (`"sse2"` on a default
 /// x86_64 build, with the AVX2 attention loops where the CPU has AVX2: `"sse2+avx2"`, as
 /// when `wide` is forced on such a CPU; `"neon"` on aarch64;
@@ -373,12 +400,12 @@ pub fn float_loops() -> &'static str {
 }
 
 /// Whether the float loops (`ops`, attention) take their AVX-512 forms: when the process's
-/// GEMM kernel is `vnni` (so AVX-512F, BW, DQ, VL and VNNI are present, and `ALBERT_KERNEL`
+/// GEMM kernel is `vnni` or `amx` (so AVX-512F, BW, DQ, VL and VNNI are present, and `ALBERT_KERNEL`
 /// forcing another kernel selects the portable float loops too). Same bits either way.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 pub(crate) fn float_avx512() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| selected().is_ok_and(|k| k.name() == "vnni"))
+    *ON.get_or_init(|| selected().is_ok_and(|k| matches!(k.name(), "vnni" | "amx")))
 }
 
 /// Whether the element-wise float loops of `ops` (GELU, softmax, activation range and
@@ -402,8 +429,8 @@ pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     {
         if float_avx512() {
-            // SAFETY: `float_avx512` holds only where the `vnni` kernel runs: AVX-512F, BW,
-            // DQ and VL are present (`x86::has_vnni`).
+            // SAFETY: `float_avx512` holds only where the `vnni` or `amx` kernel runs:
+            // AVX-512F, BW, DQ and VL are present (`x86::has_vnni`, which `amx` requires).
             return unsafe { x86::in_avx512(f) };
         }
         if x86::has_avx2() {
@@ -412,17 +439,6 @@ pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
         }
     }
     f()
-}
-
-/// How many output columns (weight rows) one GEMM call should cover when its caller
-/// finishes the accumulators right after it: few enough that a block of rows' accumulators
-/// stay in L2 until they are read back, and exactly the `vnni` broadcast kernels' column
-/// block (its activations are packed once per block).
-pub fn column_chunk(k: usize) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    return x86::first_col_block(k);
-    #[allow(unreachable_code)]
-    (256 * 1024 / k.max(1)).clamp(48, 1024).next_multiple_of(48)
 }
 
 /// Columns per L2 block: the driver walks `nb` weight rows (`nb·k` bytes, about 128 KiB,

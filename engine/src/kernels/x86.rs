@@ -1295,7 +1295,7 @@ fn col_block(kc: usize) -> usize {
     ((256 * 1024 / kc) / BR).clamp(1, NB_MAX / BR) * BR
 }
 
-/// [`col_block`] of the first K chunk of rows of `k` bytes (`super::column_chunk`).
+/// [`col_block`] of the first K chunk of rows of `k` bytes (`super::Kernel::column_chunk`).
 pub(super) fn first_col_block(k: usize) -> usize {
     col_block(k.clamp(1, KC))
 }
@@ -1771,6 +1771,7 @@ unsafe fn transpose_16x16(r: [__m512i; 16]) -> [__m512i; 16] {
 ///
 /// # Safety
 /// AVX-512F, BW, DQ and VL present.
+#[cfg(feature = "std")] // `super::vectorized` detects at run time
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl")]
 pub(crate) unsafe fn in_avx512<R>(f: impl FnOnce() -> R) -> R {
     f()
@@ -1780,6 +1781,7 @@ pub(crate) unsafe fn in_avx512<R>(f: impl FnOnce() -> R) -> R {
 ///
 /// # Safety
 /// AVX2 present.
+#[cfg(feature = "std")] // `super::vectorized` detects at run time
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn in_avx2<R>(f: impl FnOnce() -> R) -> R {
     f()

@@ -380,7 +380,7 @@ fn int8_part(
     let nc = js.len();
     let block = if act16 { acc64.len() } else { acc32.len() } / nc.max(1);
     let block = block.clamp(1, m.max(1));
-    let chunk = kernels::column_chunk(k);
+    let chunk = kern.column_chunk(k);
     for r0 in (0..m).step_by(block) {
         let rows = block.min(m - r0);
         // Columns in chunks: each chunk's accumulators are finished while they are in L2.
