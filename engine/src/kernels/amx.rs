@@ -344,25 +344,34 @@ unsafe fn tail(
 }
 
 /// Packs `tokens ≤ 32` rows of `kc` bytes (`k` apart) into two panels of `[kc/4][16][4]`
-/// bytes, `4·kc` u32 apart; the lanes of missing tokens are zero.
+/// bytes, `4·kc` u32 apart; the lanes of missing tokens are zero. Per 8 tokens × 8 groups
+/// of 4 bytes: 8 loads, one 8 × 8 transpose, 8 stores.
 ///
 /// # Safety
-/// `a` valid for `tokens` rows of `kc` bytes, `k` apart; `panel` for `8·kc` u32.
-#[inline(always)]
+/// AVX2 present; `a` valid for `tokens` rows of `kc` bytes, `k` apart; `panel` for `8·kc`
+/// u32; `kc` a multiple of 32.
+#[target_feature(enable = "avx2")]
 unsafe fn pack(a: *const i8, k: usize, tokens: usize, kc: usize, panel: *mut u32) {
     let quads = kc / 4;
-    // SAFETY: reads `kc` bytes of each of the `tokens` rows, writes `2·16·quads` u32.
+    // SAFETY: loads of 32 bytes at offsets 4·q0 < kc of rows t < tokens; stores of 8 u32
+    // at quad rows q0 + j < quads, lanes 8·th .. 8·th + 8 of a 16-lane row.
     unsafe {
         for p in 0..2 {
             let dst = panel.add(p * 16 * quads);
-            let count = tokens.saturating_sub(16 * p).min(16);
-            for q in 0..quads {
-                let row = dst.add(16 * q);
-                for t in 0..count {
-                    *row.add(t) = a.add((16 * p + t) * k + 4 * q).cast::<u32>().read_unaligned();
-                }
-                for t in count..16 {
-                    *row.add(t) = 0;
+            for th in 0..2 {
+                let t0 = 16 * p + 8 * th;
+                let count = tokens.saturating_sub(t0).min(8);
+                for q0 in (0..quads).step_by(8) {
+                    let r: [__m256i; 8] = core::array::from_fn(|i| {
+                        if i < count {
+                            _mm256_loadu_si256(a.add((t0 + i) * k + 4 * q0).cast())
+                        } else {
+                            _mm256_setzero_si256()
+                        }
+                    });
+                    for (j, &v) in transpose_8x8(r).iter().enumerate() {
+                        _mm256_storeu_si256(dst.add(16 * (q0 + j) + 8 * th).cast(), v);
+                    }
                 }
             }
         }
