@@ -375,8 +375,8 @@ pub(crate) fn active() -> Kernel {
 }
 
 /// Which instructions the float loops (GELU, softmax, LayerNorm, activation quantization,
-/// attention) run on in this process: `"avx512"` with the `vnni` or `amx` kernel, `"avx2"` with the
-/// `avx2` kernel, else what the build's `wide::f32x8` compiles to (`"sse2"` on a default
+/// attention) run on in this process: `"avx512"` with the `vnni` or `amx` kernel, `"avx2"`
+/// with the `avx2` kernel, else what the build's `wide::f32x8` compiles to (`"sse2"` on a default
 /// x86_64 build, with the AVX2 attention loops where the CPU has AVX2: `"sse2+avx2"`, as
 /// when `wide` is forced on such a CPU; `"neon"` on aarch64;
 /// `"portable"` elsewhere). Shown by `albert inspect --kernels` and `albert bench`.
@@ -400,8 +400,9 @@ pub fn float_loops() -> &'static str {
 }
 
 /// Whether the float loops (`ops`, attention) take their AVX-512 forms: when the process's
-/// GEMM kernel is `vnni` or `amx` (so AVX-512F, BW, DQ, VL and VNNI are present, and `ALBERT_KERNEL`
-/// forcing another kernel selects the portable float loops too). Same bits either way.
+/// GEMM kernel is `vnni` or `amx` (so AVX-512F, BW, DQ, VL and VNNI are present, and
+/// `ALBERT_KERNEL` forcing another kernel selects the portable float loops too). Same bits
+/// either way.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 pub(crate) fn float_avx512() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
