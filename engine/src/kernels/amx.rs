@@ -32,7 +32,7 @@ const WB: usize = 32;
 /// K bytes per chunk: the two 16-token panels of a chunk take `2 · 16 · KC` = 32 KiB.
 const KC: usize = 1024;
 /// The fewest tokens AMX takes; below, the `vnni` quad and pair forms stream the weights once.
-pub(super) const MIN_TOKENS: usize = 16;
+const MIN_TOKENS: usize = 16;
 
 #[repr(C, align(64))]
 struct Lines<T>(T);
