@@ -43,6 +43,30 @@ mod mix {
         2.0 * macs / t.elapsed().as_secs_f64() / 1e9
     }
 
+    /// Times `step(j, p)` over column tiles `j` of `ct` columns and K offsets `p` of `kt`
+    /// values, repeated about `budget` steps' worth; each step does `macs` multiply-adds.
+    #[inline(always)]
+    fn sweep(
+        budget: usize,
+        (k, kt): (usize, usize),
+        (cols, ct): (usize, usize),
+        macs: f64,
+        mut step: impl FnMut(usize, usize),
+    ) -> f64 {
+        let reps = budget / (k / kt) / (cols / ct) + 1;
+        let t = Instant::now();
+        for _ in 0..reps {
+            for j in (0..cols - cols % ct).step_by(ct) {
+                let mut p = 0usize;
+                while p + kt <= k {
+                    step(j, p);
+                    p += kt;
+                }
+            }
+        }
+        gelem((reps * (cols / ct) * (k / kt)) as f64 * macs, t)
+    }
+
     /// Register-only `vpmaddwd` + `vpaddd`, 12 independent accumulators.
     pub fn probe() -> f64 {
         let n: u64 = 20_000_000;
@@ -91,30 +115,21 @@ mod mix {
                 let mem = Mem::new(4 * stride + 64 + cols * k);
                 let pa = mem.at(skew);
                 let wb = mem.at(4 * stride + 64);
-                let reps = 4_000_000 / (k / 16) / (cols / 3) + 1;
-                let t = Instant::now();
-                for _ in 0..reps {
-                    for j in (0..cols - cols % 3).step_by(3) {
-                        let mut p = 0usize;
-                        while p + 16 <= k {
-                            // SAFETY: AVX2 checked by `main`; 16 bytes at b_j + p and 32 at
-                            // a_i + 2p, inside `mem` (p + 16 ≤ k).
-                            unsafe {
-                                asm!(
-                                    $($body,)+
-                                    a0 = in(reg) pa, a1 = in(reg) pa.add(stride), a2 = in(reg) pa.add(2 * stride),
-                                    a3 = in(reg) pa.add(3 * stride), b0 = in(reg) wb.add(j * k),
-                                    b1 = in(reg) wb.add((j + 1) * k), b2 = in(reg) wb.add((j + 2) * k), p = in(reg) p,
-                                    out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _,
-                                    out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
-                                    out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _, options(nostack, readonly),
-                                );
-                            }
-                            p += 16;
-                        }
+                sweep(4_000_000, (k, 16), (cols, 3), 192.0, |j, p| {
+                    // SAFETY: AVX2 checked by `main`; 16 bytes at b_j + p and 32 at
+                    // a_i + 2p, inside `mem` (p + 16 ≤ k).
+                    unsafe {
+                        asm!(
+                            $($body,)+
+                            a0 = in(reg) pa, a1 = in(reg) pa.add(stride), a2 = in(reg) pa.add(2 * stride),
+                            a3 = in(reg) pa.add(3 * stride), b0 = in(reg) wb.add(j * k),
+                            b1 = in(reg) wb.add((j + 1) * k), b2 = in(reg) wb.add((j + 2) * k), p = in(reg) p,
+                            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _,
+                            out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
+                            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _, options(nostack, readonly),
+                        );
                     }
-                }
-                gelem((reps * (cols / 3) * (k / 16)) as f64 * 192.0, t)
+                })
             }
         };
     }
@@ -190,188 +205,161 @@ mod mix {
     pub fn sign_trick(k: usize, cols: usize) -> f64 {
         let mem = Mem::new(k / 4 * 128 + 64 + cols * k);
         let wb = mem.at(k / 4 * 128 + 64);
-        let reps = 4_000_000 / (k / 4) / (cols / 4) + 1;
-        let t = Instant::now();
-        for _ in 0..reps {
-            for j in (0..cols - cols % 4).step_by(4) {
-                let mut p = 0usize;
-                while p + 4 <= k {
-                    // SAFETY: AVX2 checked by `main`; 128 panel bytes of step p/4 and 4 bytes
-                    // at b_j + p, inside `mem`.
-                    unsafe {
-                        asm!(
-                            "vmovdqa ymm8, ymmword ptr [{pa}]",
-                            "vmovdqa ymm9, ymmword ptr [{pa} + 32]",
-                            "vmovdqa ymm10, ymmword ptr [{pa} + 64]",
-                            "vmovdqa ymm11, ymmword ptr [{pa} + 96]",
-                            "vpbroadcastd ymm12, dword ptr [{b0} + {p}]",
-                            "vpsignb ymm14, ymm12, ymm8",
-                            "vpmaddubsw ymm14, ymm10, ymm14",
-                            "vpmaddwd ymm14, ymm14, ymm15",
-                            "vpaddd ymm0, ymm0, ymm14",
-                            "vpsignb ymm14, ymm12, ymm9",
-                            "vpmaddubsw ymm14, ymm11, ymm14",
-                            "vpmaddwd ymm14, ymm14, ymm15",
-                            "vpaddd ymm1, ymm1, ymm14",
-                            "vpbroadcastd ymm12, dword ptr [{b1} + {p}]",
-                            "vpsignb ymm14, ymm12, ymm8",
-                            "vpmaddubsw ymm14, ymm10, ymm14",
-                            "vpmaddwd ymm14, ymm14, ymm15",
-                            "vpaddd ymm2, ymm2, ymm14",
-                            "vpsignb ymm14, ymm12, ymm9",
-                            "vpmaddubsw ymm14, ymm11, ymm14",
-                            "vpmaddwd ymm14, ymm14, ymm15",
-                            "vpaddd ymm3, ymm3, ymm14",
-                            "vpbroadcastd ymm12, dword ptr [{b2} + {p}]",
-                            "vpsignb ymm14, ymm12, ymm8",
-                            "vpmaddubsw ymm14, ymm10, ymm14",
-                            "vpmaddwd ymm14, ymm14, ymm15",
-                            "vpaddd ymm4, ymm4, ymm14",
-                            "vpsignb ymm14, ymm12, ymm9",
-                            "vpmaddubsw ymm14, ymm11, ymm14",
-                            "vpmaddwd ymm14, ymm14, ymm15",
-                            "vpaddd ymm5, ymm5, ymm14",
-                            "vpbroadcastd ymm12, dword ptr [{b3} + {p}]",
-                            "vpsignb ymm14, ymm12, ymm8",
-                            "vpmaddubsw ymm14, ymm10, ymm14",
-                            "vpmaddwd ymm14, ymm14, ymm15",
-                            "vpaddd ymm6, ymm6, ymm14",
-                            "vpsignb ymm14, ymm12, ymm9",
-                            "vpmaddubsw ymm14, ymm11, ymm14",
-                            "vpmaddwd ymm14, ymm14, ymm15",
-                            "vpaddd ymm7, ymm7, ymm14",
-                            pa = in(reg) mem.at(p / 4 * 128), b0 = in(reg) wb.add(j * k), b1 = in(reg) wb.add((j + 1) * k),
-                            b2 = in(reg) wb.add((j + 2) * k), b3 = in(reg) wb.add((j + 3) * k), p = in(reg) p,
-                            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _, options(nostack, readonly));
-                    }
-                    p += 4;
-                }
+        sweep(4_000_000, (k, 4), (cols, 4), 256.0, |j, p| {
+            // SAFETY: AVX2 checked by `main`; 128 panel bytes of step p/4 and 4 bytes
+            // at b_j + p, inside `mem`.
+            unsafe {
+                asm!(
+                    "vmovdqa ymm8, ymmword ptr [{pa}]",
+                    "vmovdqa ymm9, ymmword ptr [{pa} + 32]",
+                    "vmovdqa ymm10, ymmword ptr [{pa} + 64]",
+                    "vmovdqa ymm11, ymmword ptr [{pa} + 96]",
+                    "vpbroadcastd ymm12, dword ptr [{b0} + {p}]",
+                    "vpsignb ymm14, ymm12, ymm8",
+                    "vpmaddubsw ymm14, ymm10, ymm14",
+                    "vpmaddwd ymm14, ymm14, ymm15",
+                    "vpaddd ymm0, ymm0, ymm14",
+                    "vpsignb ymm14, ymm12, ymm9",
+                    "vpmaddubsw ymm14, ymm11, ymm14",
+                    "vpmaddwd ymm14, ymm14, ymm15",
+                    "vpaddd ymm1, ymm1, ymm14",
+                    "vpbroadcastd ymm12, dword ptr [{b1} + {p}]",
+                    "vpsignb ymm14, ymm12, ymm8",
+                    "vpmaddubsw ymm14, ymm10, ymm14",
+                    "vpmaddwd ymm14, ymm14, ymm15",
+                    "vpaddd ymm2, ymm2, ymm14",
+                    "vpsignb ymm14, ymm12, ymm9",
+                    "vpmaddubsw ymm14, ymm11, ymm14",
+                    "vpmaddwd ymm14, ymm14, ymm15",
+                    "vpaddd ymm3, ymm3, ymm14",
+                    "vpbroadcastd ymm12, dword ptr [{b2} + {p}]",
+                    "vpsignb ymm14, ymm12, ymm8",
+                    "vpmaddubsw ymm14, ymm10, ymm14",
+                    "vpmaddwd ymm14, ymm14, ymm15",
+                    "vpaddd ymm4, ymm4, ymm14",
+                    "vpsignb ymm14, ymm12, ymm9",
+                    "vpmaddubsw ymm14, ymm11, ymm14",
+                    "vpmaddwd ymm14, ymm14, ymm15",
+                    "vpaddd ymm5, ymm5, ymm14",
+                    "vpbroadcastd ymm12, dword ptr [{b3} + {p}]",
+                    "vpsignb ymm14, ymm12, ymm8",
+                    "vpmaddubsw ymm14, ymm10, ymm14",
+                    "vpmaddwd ymm14, ymm14, ymm15",
+                    "vpaddd ymm6, ymm6, ymm14",
+                    "vpsignb ymm14, ymm12, ymm9",
+                    "vpmaddubsw ymm14, ymm11, ymm14",
+                    "vpmaddwd ymm14, ymm14, ymm15",
+                    "vpaddd ymm7, ymm7, ymm14",
+                    pa = in(reg) mem.at(p / 4 * 128), b0 = in(reg) wb.add(j * k), b1 = in(reg) wb.add((j + 1) * k),
+                    b2 = in(reg) wb.add((j + 2) * k), b3 = in(reg) wb.add((j + 3) * k), p = in(reg) p,
+                    out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _, options(nostack, readonly));
             }
-        }
-        gelem((reps * (cols / 4) * (k / 4)) as f64 * 256.0, t)
+        })
     }
 
     /// MLAS's AVX2 u8×s8 loop shape: 6 rows' 4 bytes broadcast against 16 columns × 4 K of
     /// packed weights per step.
     pub fn ort_like(k: usize, cols: usize) -> f64 {
         let mem = Mem::new(6 * 4096 + 64 + cols * k);
-        let reps = 8_000_000 / (k / 4) / (cols / 16) + 1;
-        let t = Instant::now();
-        for _ in 0..reps {
-            for j in (0..cols - cols % 16).step_by(16) {
-                let mut p = 0usize;
-                while p + 4 <= k {
-                    // SAFETY: AVX2 checked by `main`; 64 bytes of packed weights and 6 rows'
-                    // 4 bytes, inside `mem`.
-                    unsafe {
-                        asm!(
-                            "vmovdqu ymm0, ymmword ptr [{pb}]",
-                            "vmovdqu ymm1, ymmword ptr [{pb} + 32]",
-                            "vpbroadcastd ymm2, dword ptr [{pa} + 0]",
-                            "vpmaddubsw ymm3, ymm2, ymm0",
-                            "vpmaddwd ymm3, ymm3, ymm15",
-                            "vpaddd ymm4, ymm4, ymm3",
-                            "vpmaddubsw ymm2, ymm2, ymm1",
-                            "vpmaddwd ymm2, ymm2, ymm15",
-                            "vpaddd ymm5, ymm5, ymm2",
-                            "vpbroadcastd ymm2, dword ptr [{pa} + 4096]",
-                            "vpmaddubsw ymm3, ymm2, ymm0",
-                            "vpmaddwd ymm3, ymm3, ymm15",
-                            "vpaddd ymm6, ymm6, ymm3",
-                            "vpmaddubsw ymm2, ymm2, ymm1",
-                            "vpmaddwd ymm2, ymm2, ymm15",
-                            "vpaddd ymm7, ymm7, ymm2",
-                            "vpbroadcastd ymm2, dword ptr [{pa} + 8192]",
-                            "vpmaddubsw ymm3, ymm2, ymm0",
-                            "vpmaddwd ymm3, ymm3, ymm15",
-                            "vpaddd ymm8, ymm8, ymm3",
-                            "vpmaddubsw ymm2, ymm2, ymm1",
-                            "vpmaddwd ymm2, ymm2, ymm15",
-                            "vpaddd ymm9, ymm9, ymm2",
-                            "vpbroadcastd ymm2, dword ptr [{pa} + 12288]",
-                            "vpmaddubsw ymm3, ymm2, ymm0",
-                            "vpmaddwd ymm3, ymm3, ymm15",
-                            "vpaddd ymm10, ymm10, ymm3",
-                            "vpmaddubsw ymm2, ymm2, ymm1",
-                            "vpmaddwd ymm2, ymm2, ymm15",
-                            "vpaddd ymm11, ymm11, ymm2",
-                            "vpbroadcastd ymm2, dword ptr [{pa} + 16384]",
-                            "vpmaddubsw ymm3, ymm2, ymm0",
-                            "vpmaddwd ymm3, ymm3, ymm15",
-                            "vpaddd ymm12, ymm12, ymm3",
-                            "vpmaddubsw ymm2, ymm2, ymm1",
-                            "vpmaddwd ymm2, ymm2, ymm15",
-                            "vpaddd ymm13, ymm13, ymm2",
-                            "vpbroadcastd ymm2, dword ptr [{pa} + 20480]",
-                            "vpmaddubsw ymm3, ymm2, ymm0",
-                            "vpmaddwd ymm3, ymm3, ymm15",
-                            "vpaddd ymm14, ymm14, ymm3",
-                            "vpmaddubsw ymm2, ymm2, ymm1",
-                            "vpmaddwd ymm2, ymm2, ymm15",
-                            "vpaddd ymm15, ymm15, ymm2",
-                            pa = in(reg) mem.at(p), pb = in(reg) mem.at(6 * 4096 + 64 + j * k + 16 * p),
-                            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _, options(nostack, readonly));
-                    }
-                    p += 4;
-                }
+        sweep(8_000_000, (k, 4), (cols, 16), 384.0, |j, p| {
+            // SAFETY: AVX2 checked by `main`; 64 bytes of packed weights and 6 rows'
+            // 4 bytes, inside `mem`.
+            unsafe {
+                asm!(
+                    "vmovdqu ymm0, ymmword ptr [{pb}]",
+                    "vmovdqu ymm1, ymmword ptr [{pb} + 32]",
+                    "vpbroadcastd ymm2, dword ptr [{pa} + 0]",
+                    "vpmaddubsw ymm3, ymm2, ymm0",
+                    "vpmaddwd ymm3, ymm3, ymm15",
+                    "vpaddd ymm4, ymm4, ymm3",
+                    "vpmaddubsw ymm2, ymm2, ymm1",
+                    "vpmaddwd ymm2, ymm2, ymm15",
+                    "vpaddd ymm5, ymm5, ymm2",
+                    "vpbroadcastd ymm2, dword ptr [{pa} + 4096]",
+                    "vpmaddubsw ymm3, ymm2, ymm0",
+                    "vpmaddwd ymm3, ymm3, ymm15",
+                    "vpaddd ymm6, ymm6, ymm3",
+                    "vpmaddubsw ymm2, ymm2, ymm1",
+                    "vpmaddwd ymm2, ymm2, ymm15",
+                    "vpaddd ymm7, ymm7, ymm2",
+                    "vpbroadcastd ymm2, dword ptr [{pa} + 8192]",
+                    "vpmaddubsw ymm3, ymm2, ymm0",
+                    "vpmaddwd ymm3, ymm3, ymm15",
+                    "vpaddd ymm8, ymm8, ymm3",
+                    "vpmaddubsw ymm2, ymm2, ymm1",
+                    "vpmaddwd ymm2, ymm2, ymm15",
+                    "vpaddd ymm9, ymm9, ymm2",
+                    "vpbroadcastd ymm2, dword ptr [{pa} + 12288]",
+                    "vpmaddubsw ymm3, ymm2, ymm0",
+                    "vpmaddwd ymm3, ymm3, ymm15",
+                    "vpaddd ymm10, ymm10, ymm3",
+                    "vpmaddubsw ymm2, ymm2, ymm1",
+                    "vpmaddwd ymm2, ymm2, ymm15",
+                    "vpaddd ymm11, ymm11, ymm2",
+                    "vpbroadcastd ymm2, dword ptr [{pa} + 16384]",
+                    "vpmaddubsw ymm3, ymm2, ymm0",
+                    "vpmaddwd ymm3, ymm3, ymm15",
+                    "vpaddd ymm12, ymm12, ymm3",
+                    "vpmaddubsw ymm2, ymm2, ymm1",
+                    "vpmaddwd ymm2, ymm2, ymm15",
+                    "vpaddd ymm13, ymm13, ymm2",
+                    "vpbroadcastd ymm2, dword ptr [{pa} + 20480]",
+                    "vpmaddubsw ymm3, ymm2, ymm0",
+                    "vpmaddwd ymm3, ymm3, ymm15",
+                    "vpaddd ymm14, ymm14, ymm3",
+                    "vpmaddubsw ymm2, ymm2, ymm1",
+                    "vpmaddwd ymm2, ymm2, ymm15",
+                    "vpaddd ymm15, ymm15, ymm2",
+                    pa = in(reg) mem.at(p), pb = in(reg) mem.at(6 * 4096 + 64 + j * k + 16 * p),
+                    out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _, options(nostack, readonly));
             }
-        }
-        gelem((reps * (cols / 16) * (k / 4)) as f64 * 384.0, t)
+        })
     }
 
     /// The exact broadcast form on i16: 6 activation rows (i16, 2 K values broadcast per
     /// row) against 16 columns × 2 K of packed i16 weights per step.
     pub fn bcast16(k: usize, cols: usize) -> f64 {
         let mem = Mem::new(6 * 8192 + 64 + cols * k * 2);
-        let reps = 4_000_000 / (k / 2) / (cols / 16) + 1;
-        let t = Instant::now();
-        for _ in 0..reps {
-            for j in (0..cols - cols % 16).step_by(16) {
-                let mut p = 0usize;
-                while p + 2 <= k {
-                    // SAFETY: AVX2 checked by `main`; inside `mem`.
-                    unsafe {
-                        asm!(
-                            "vmovdqu ymm0, ymmword ptr [{pb}]",
-                            "vmovdqu ymm1, ymmword ptr [{pb} + 32]",
-                            "vpbroadcastd ymm2, dword ptr [{pa} + 0]",
-                            "vpmaddwd ymm3, ymm2, ymm0",
-                            "vpaddd ymm4, ymm4, ymm3",
-                            "vpmaddwd ymm2, ymm2, ymm1",
-                            "vpaddd ymm5, ymm5, ymm2",
-                            "vpbroadcastd ymm2, dword ptr [{pa} + 8192]",
-                            "vpmaddwd ymm3, ymm2, ymm0",
-                            "vpaddd ymm6, ymm6, ymm3",
-                            "vpmaddwd ymm2, ymm2, ymm1",
-                            "vpaddd ymm7, ymm7, ymm2",
-                            "vpbroadcastd ymm2, dword ptr [{pa} + 16384]",
-                            "vpmaddwd ymm3, ymm2, ymm0",
-                            "vpaddd ymm8, ymm8, ymm3",
-                            "vpmaddwd ymm2, ymm2, ymm1",
-                            "vpaddd ymm9, ymm9, ymm2",
-                            "vpbroadcastd ymm2, dword ptr [{pa} + 24576]",
-                            "vpmaddwd ymm3, ymm2, ymm0",
-                            "vpaddd ymm10, ymm10, ymm3",
-                            "vpmaddwd ymm2, ymm2, ymm1",
-                            "vpaddd ymm11, ymm11, ymm2",
-                            "vpbroadcastd ymm2, dword ptr [{pa} + 32768]",
-                            "vpmaddwd ymm3, ymm2, ymm0",
-                            "vpaddd ymm12, ymm12, ymm3",
-                            "vpmaddwd ymm2, ymm2, ymm1",
-                            "vpaddd ymm13, ymm13, ymm2",
-                            "vpbroadcastd ymm2, dword ptr [{pa} + 40960]",
-                            "vpmaddwd ymm3, ymm2, ymm0",
-                            "vpaddd ymm14, ymm14, ymm3",
-                            "vpmaddwd ymm2, ymm2, ymm1",
-                            "vpaddd ymm15, ymm15, ymm2",
-                            pa = in(reg) mem.at(2 * p), pb = in(reg) mem.at(6 * 8192 + 64 + (j * k + 16 * p) * 2),
-                            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _, options(nostack, readonly));
-                    }
-                    p += 2;
-                }
+        sweep(4_000_000, (k, 2), (cols, 16), 192.0, |j, p| {
+            // SAFETY: AVX2 checked by `main`; inside `mem`.
+            unsafe {
+                asm!(
+                    "vmovdqu ymm0, ymmword ptr [{pb}]",
+                    "vmovdqu ymm1, ymmword ptr [{pb} + 32]",
+                    "vpbroadcastd ymm2, dword ptr [{pa} + 0]",
+                    "vpmaddwd ymm3, ymm2, ymm0",
+                    "vpaddd ymm4, ymm4, ymm3",
+                    "vpmaddwd ymm2, ymm2, ymm1",
+                    "vpaddd ymm5, ymm5, ymm2",
+                    "vpbroadcastd ymm2, dword ptr [{pa} + 8192]",
+                    "vpmaddwd ymm3, ymm2, ymm0",
+                    "vpaddd ymm6, ymm6, ymm3",
+                    "vpmaddwd ymm2, ymm2, ymm1",
+                    "vpaddd ymm7, ymm7, ymm2",
+                    "vpbroadcastd ymm2, dword ptr [{pa} + 16384]",
+                    "vpmaddwd ymm3, ymm2, ymm0",
+                    "vpaddd ymm8, ymm8, ymm3",
+                    "vpmaddwd ymm2, ymm2, ymm1",
+                    "vpaddd ymm9, ymm9, ymm2",
+                    "vpbroadcastd ymm2, dword ptr [{pa} + 24576]",
+                    "vpmaddwd ymm3, ymm2, ymm0",
+                    "vpaddd ymm10, ymm10, ymm3",
+                    "vpmaddwd ymm2, ymm2, ymm1",
+                    "vpaddd ymm11, ymm11, ymm2",
+                    "vpbroadcastd ymm2, dword ptr [{pa} + 32768]",
+                    "vpmaddwd ymm3, ymm2, ymm0",
+                    "vpaddd ymm12, ymm12, ymm3",
+                    "vpmaddwd ymm2, ymm2, ymm1",
+                    "vpaddd ymm13, ymm13, ymm2",
+                    "vpbroadcastd ymm2, dword ptr [{pa} + 40960]",
+                    "vpmaddwd ymm3, ymm2, ymm0",
+                    "vpaddd ymm14, ymm14, ymm3",
+                    "vpmaddwd ymm2, ymm2, ymm1",
+                    "vpaddd ymm15, ymm15, ymm2",
+                    pa = in(reg) mem.at(2 * p), pb = in(reg) mem.at(6 * 8192 + 64 + (j * k + 16 * p) * 2),
+                    out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _, options(nostack, readonly));
             }
-        }
-        gelem((reps * (cols / 16) * (k / 2)) as f64 * 192.0, t)
+        })
     }
 }
 
