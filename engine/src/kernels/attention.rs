@@ -35,6 +35,48 @@ fn mask_bias(mask: Option<&[u32]>, j: usize) -> f32 {
     if mask.is_some_and(|m| m[j] == 0) { f32::MIN } else { 0.0 }
 }
 
+/// The loop both SIMD `scores_rows` forms run: four keys at a time, each against the query
+/// rows in pairs (`dot2`: one key load per two rows; `dot1` for an odd last row), `put`
+/// finishing a row's four scores (`· scale + bias`) into its 4-float output; the last
+/// `n mod 4` keys by the scalar dot product. Inlined into each form, so that its closures
+/// compile with that form's instructions.
+#[allow(dead_code)] // used by the AVX2 and NEON forms only
+#[allow(clippy::too_many_arguments)] // the scores' operands and the three vector steps
+#[inline(always)]
+fn scores_rows_by<V>(
+    (qs, keys, stride): (&[&[f32]], &[f32], usize),
+    scale: f32,
+    mask: Option<&[u32]>,
+    out: &mut [f32],
+    n: usize,
+    dot2: impl Fn(&[f32], &[f32], [&[f32]; KEYS]) -> (V, V),
+    dot1: impl Fn(&[f32], [&[f32]; KEYS]) -> V,
+    put: impl Fn(&mut [f32], V, &[f32; KEYS]),
+) {
+    let d = qs.first().map_or(0, |q| q.len());
+    let key = |j: usize| &keys[j * stride..j * stride + d];
+    let full = n - n % KEYS;
+    for j in (0..full).step_by(KEYS) {
+        let ks = [key(j), key(j + 1), key(j + 2), key(j + 3)];
+        let bias: [f32; KEYS] = core::array::from_fn(|u| mask_bias(mask, j + u));
+        let mut r = 0;
+        while r + 2 <= qs.len() {
+            let (d0, d1) = dot2(qs[r], qs[r + 1], ks);
+            put(&mut out[r * n + j..r * n + j + KEYS], d0, &bias);
+            put(&mut out[(r + 1) * n + j..(r + 1) * n + j + KEYS], d1, &bias);
+            r += 2;
+        }
+        if r < qs.len() {
+            put(&mut out[r * n + j..r * n + j + KEYS], dot1(qs[r], ks), &bias);
+        }
+    }
+    for (r, q) in qs.iter().enumerate() {
+        for j in full..n {
+            out[r * n + j] = super::scalar::dot_f32(q, key(j)) * scale + mask_bias(mask, j);
+        }
+    }
+}
+
 /// The plain context: the reference.
 #[inline(always)]
 fn context_body(probs: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
@@ -145,38 +187,23 @@ mod avx2 {
         out: &mut [f32],
         n: usize,
     ) {
-        let d = qs.first().map_or(0, |q| q.len());
-        let key = |j: usize| &keys[j * stride..j * stride + d];
-        let full = n - n % KEYS;
         let scale4 = _mm_set1_ps(scale);
-        let mut put = |r: usize, j: usize, dots: __m128, bias: __m128| {
-            let o = &mut out[r * n + j..r * n + j + KEYS];
-            // SAFETY: `o` holds 4 floats.
-            unsafe { _mm_storeu_ps(o.as_mut_ptr(), _mm_add_ps(_mm_mul_ps(dots, scale4), bias)) };
-        };
-        for j in (0..full).step_by(KEYS) {
-            let ks = [key(j), key(j + 1), key(j + 2), key(j + 3)];
-            let bias: [f32; KEYS] = core::array::from_fn(|u| mask_bias(mask, j + u));
-            // SAFETY: `bias` holds 4 floats.
-            let bias = unsafe { _mm_loadu_ps(bias.as_ptr()) };
-            let mut r = 0;
-            while r + 2 <= qs.len() {
-                // SAFETY: AVX2 present (this function's contract); the rows have length d.
-                let (d0, d1) = unsafe { dot4x2(qs[r], qs[r + 1], ks) };
-                put(r, j, d0, bias);
-                put(r + 1, j, d1, bias);
-                r += 2;
-            }
-            if r < qs.len() {
-                // SAFETY: as above.
-                put(r, j, unsafe { dot4(qs[r], ks) }, bias);
-            }
-        }
-        for (r, q) in qs.iter().enumerate() {
-            for j in full..n {
-                out[r * n + j] = dot_f32(q, key(j)) * scale + mask_bias(mask, j);
-            }
-        }
+        super::scores_rows_by(
+            (qs, keys, stride),
+            scale,
+            mask,
+            out,
+            n,
+            // SAFETY (both): AVX2 present (this function's contract); the rows have length d.
+            |q0, q1, ks| unsafe { dot4x2(q0, q1, ks) },
+            |q, ks| unsafe { dot4(q, ks) },
+            |o, dots, bias| {
+                // SAFETY: `o` and `bias` hold 4 floats.
+                unsafe {
+                    _mm_storeu_ps(o.as_mut_ptr(), _mm_add_ps(_mm_mul_ps(dots, scale4), _mm_loadu_ps(bias.as_ptr())))
+                }
+            },
+        )
     }
 
     /// # Safety
@@ -386,36 +413,12 @@ mod neon {
         out: &mut [f32],
         n: usize,
     ) {
-        let d = qs.first().map_or(0, |q| q.len());
-        let key = |j: usize| &keys[j * stride..j * stride + d];
-        let full = n - n % KEYS;
-        let mut put = |r: usize, j: usize, dots: float32x4_t, bias: &[f32; KEYS]| {
-            let o = &mut out[r * n + j..r * n + j + KEYS];
+        super::scores_rows_by((qs, keys, stride), scale, mask, out, n, dot4x2, dot4, |o, dots, bias| {
             // SAFETY: NEON at build time; `bias` and `o` hold 4 floats.
             unsafe {
-                let v = vaddq_f32(vmulq_f32(dots, vdupq_n_f32(scale)), vld1q_f32(bias.as_ptr()));
-                vst1q_f32(o.as_mut_ptr(), v);
+                vst1q_f32(o.as_mut_ptr(), vaddq_f32(vmulq_f32(dots, vdupq_n_f32(scale)), vld1q_f32(bias.as_ptr())))
             }
-        };
-        for j in (0..full).step_by(KEYS) {
-            let ks = [key(j), key(j + 1), key(j + 2), key(j + 3)];
-            let bias: [f32; KEYS] = core::array::from_fn(|u| mask_bias(mask, j + u));
-            let mut r = 0;
-            while r + 2 <= qs.len() {
-                let (d0, d1) = dot4x2(qs[r], qs[r + 1], ks);
-                put(r, j, d0, &bias);
-                put(r + 1, j, d1, &bias);
-                r += 2;
-            }
-            if r < qs.len() {
-                put(r, j, dot4(qs[r], ks), &bias);
-            }
-        }
-        for (r, q) in qs.iter().enumerate() {
-            for j in full..n {
-                out[r * n + j] = dot_f32(q, key(j)) * scale + mask_bias(mask, j);
-            }
-        }
+        })
     }
 
     pub(super) fn scores(q: &[f32], keys: &[f32], stride: usize, scale: f32, mask: Option<&[u32]>, out: &mut [f32]) {
