@@ -49,7 +49,7 @@ for s in (8, 32, 128):
 PY
 # The forward pass's md5 per case on this host: every kernel on the device must match it.
 for n in 5 8 13 40 128; do
-  ids=$("$py" -c "print(','.join(['2']+[str(5+(i*7919)%995) for i in range(1,$n-1)]+['3']))")
+  ids=$("$py" -c "import sys; sys.path.insert(0, 'bench'); from compare_ort import ids_for; print(','.join(map(str, ids_for($n)[0])))")
   for t in 1 2; do
     echo "$n $t $(target/release/albert forward --model "$out/cmp/outlier.albq" --ids "$ids" --threads $t --json | md5sum | cut -c1-32)"
   done

@@ -42,7 +42,7 @@ for t in $X/tests/*; do
 done
 step forward md5 per kernel against the AVX2 host build
 while read -r n t want; do
-  ids=$(python3 -c "print(','.join(['2']+[str(5+(i*7919)%995) for i in range(1,$n-1)]+['3']))")
+  ids=$(python3 -c "import sys; sys.path.insert(0, 'bench'); from compare_ort import ids_for; print(','.join(map(str, ids_for($n)[0])))")
   line="n=$n t=$t"
   for k in amx vnni avx2 wide scalar; do
     [ $k = scalar ] && [ "$n" = 128 ] && continue

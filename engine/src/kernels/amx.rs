@@ -26,6 +26,8 @@
 
 use core::arch::x86_64::*;
 
+use super::x86::Lines;
+
 /// Tokens per block (two B tiles) and weight rows per block (two A tiles).
 const TB: usize = 32;
 const WB: usize = 32;
@@ -33,9 +35,6 @@ const WB: usize = 32;
 const KC: usize = 1024;
 /// The fewest tokens AMX takes; below, the `vnni` quad and pair forms stream the weights once.
 const MIN_TOKENS: usize = 16;
-
-#[repr(C, align(64))]
-struct Lines<T>(T);
 
 /// The int8 GEMM of the rest: shapes AMX does not take, and the last `N mod 32` weight
 /// rows. `sums` may be null.

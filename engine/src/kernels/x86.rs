@@ -15,7 +15,7 @@ use super::{drive, no_prep};
 /// (32-byte loads) or every time (64-byte misaligned by 8): that cost the `avx2` kernel
 /// about a quarter of its speed (`kernels/README.md`, "Panel alignment").
 #[repr(C, align(64))]
-struct Lines<T>(T);
+pub(super) struct Lines<T>(pub(super) T);
 
 pub(super) fn has_avx2() -> bool {
     #[cfg(feature = "std")]
