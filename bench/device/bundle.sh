@@ -30,10 +30,10 @@ for line in sys.stdin:
         print(j["package_id"].split("#")[0].rsplit("/", 1)[-1], j["target"]["name"], j["executable"])
 ' | while read -r pkg name exe; do cp "$exe" "$x/tests/${pkg}_$name"; done
 cp target/release/albert "$x/albert"
-for e in gemm_best gemm_cold gemm_one; do cp "target/release/examples/$e" "$x/"; done
+for e in gemm_best gemm_cold gemm_one pool_overhead; do cp "target/release/examples/$e" "$x/"; done
 cp "$(ls -t target/release/deps/peak-* | grep -v '\.d$' | head -1)" "$x/peak"
 cp target/avx2/release/examples/gemm_best "$x/gemm_best_avx2"
-strip "$x"/albert "$x"/gemm_* "$x"/peak "$x"/tests/*
+strip "$x"/albert "$x"/gemm_* "$x"/pool_overhead "$x"/peak "$x"/tests/*
 tar cJf "$out/bins.tar.xz" --owner=0 --group=0 -C "$x" .
 cp "$work/outlier.albq" "$out/cmp/"
 "$py" - "$work" "$out/cmp" <<'PY'

@@ -76,8 +76,10 @@ timeout 200 python3 bench/compare_ort.py --prebuilt --workdir .dev/cmp --target-
 step ORT against albert with ALBERT_KERNEL=amx
 ALBERT_KERNEL=amx timeout 200 python3 bench/compare_ort.py --prebuilt --workdir .dev/cmp --target-dir .dev/tgt \
   --seqs 8,32,128 --rounds 3 --iters 30 2>&1 | grep -v '^{'
+step thread pool: the cost of one parallel loop, pool_overhead
+timeout 60 $X/pool_overhead 1 2 4 8 16
 step end to end, 1 and all threads
-for th in 1 2 4 16; do for s in 8 32 128; do
+for th in 1 2 4 8 16; do for s in 8 32 128; do
   echo "threads $th seq $s: $($T/albert bench --model $M --seq $s --threads $th --iters 40 --warmup 3 --json | short)"
 done; done
 for s in 8 32 128; do

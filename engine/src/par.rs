@@ -164,6 +164,18 @@ impl<T> ColumnsMut<'_, T> {
     }
 }
 
+/// The least work worth a part of a parallel loop, in int8 multiply-adds: 1-3 µs on an
+/// x86 core with AVX-512 VNNI, tens of µs on a Cortex-A72, about what it costs to bring
+/// another thread into a run. Chosen by that estimate: the pool cost that motivated it
+/// (16 threads 2.6× slower than 4 on an 8-token pass, `threads.rs`) was measured on a
+/// 16-core machine, and this one has two cores.
+pub(crate) const MIN_PART_WORK: usize = 1 << 18;
+
+/// The work of one element of a float step (quantization, LayerNorm, an activation,
+/// softmax), in the unit of [`MIN_PART_WORK`]: such a step does 10-20 float operations per
+/// element at 4-16 lanes, where an int8 kernel does 32-64 multiply-adds per instruction.
+pub(crate) const ELEMENT_WORK: usize = 32;
+
 /// How a forward pass runs its parallel loops: on a pool (with `std`), or one task after
 /// another (`Par::default()`).
 #[derive(Clone, Copy, Default)]
@@ -188,12 +200,16 @@ impl<'p> Par<'p> {
         1
     }
 
-    /// How many parts to cut a loop of `len` units into (`align` units per part at least):
-    /// a few per thread, so a thread the OS delays leaves its parts to the others; one when
-    /// single-threaded, which is then the plain serial loop.
-    pub fn partition(&self, len: usize, align: usize) -> Partition {
+    /// How many parts to cut a loop of `len` units into (`align` units per part at least),
+    /// each unit `unit_work` multiply-adds or the like ([`ELEMENT_WORK`] per element of a
+    /// float step): a few per thread, so a thread the OS delays leaves its parts to the
+    /// others, but none with less than [`MIN_PART_WORK`] (fewer parts than threads leave
+    /// the other threads out of the run, and one part is the plain serial loop); one when
+    /// single-threaded.
+    pub fn partition(&self, len: usize, align: usize, unit_work: usize) -> Partition {
         let t = self.threads();
-        Partition::even(len, if t == 1 { 1 } else { 4 * t }, align)
+        let by_work = (len.saturating_mul(unit_work) / MIN_PART_WORK).max(1);
+        Partition::even(len, if t == 1 { 1 } else { (4 * t).min(by_work) }, align)
     }
 
     /// `f(p)` for every part `p` of `part`.

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::kernels::attention::QROWS;
 use crate::kernels::{self, attention, scalar};
 use crate::ops;
-use crate::par::{Chunks, Columns, ColumnsMut, Par, Partition};
+use crate::par::{Chunks, Columns, ColumnsMut, ELEMENT_WORK, Par, Partition};
 
 /// The encoder's output (`last_hidden_state`), living in the caller's scratch, plus the
 /// scratch the heads still need.
@@ -157,7 +157,7 @@ fn linear_with(
     let cols = if m >= ROWS_PER_THREAD && matches!(lin.w.m, Matrix::I8 { .. }) {
         Partition::even(n, par.threads(), COL_ALIGN)
     } else {
-        par.partition(n, COL_ALIGN)
+        par.partition(n, COL_ALIGN, m * k)
     };
     match lin.w.m {
         Matrix::F32(w) => {
@@ -230,7 +230,7 @@ fn linear_with(
                 return;
             }
             // Quantize every input row (per token; centred when the linear has row sums).
-            let rows = par.partition(m, 1);
+            let rows = par.partition(m, 1, k * ELEMENT_WORK);
             if !quantized {
                 let qparts =
                     QuantParts::new((&mut *work.qs, &mut *work.qc, &mut *work.qx, &mut *work.qx16), m, k, act16, rows);
@@ -262,7 +262,7 @@ fn linear_with(
         }
     }
     if !matches!(post, Post::None) {
-        let rows = par.partition(m, 1);
+        let rows = par.partition(m, 1, n * ELEMENT_WORK);
         let ys = Chunks::new(y, rows, n);
         par.run(&rows, &|p| post.apply(ys.take(p), rows.range(p).start, n));
     }
@@ -621,7 +621,7 @@ fn outlier_row<const C: usize>(xr: &[f32], cols: &[f32], ow: &[f32], bias: &[f32
 /// `x += residual` (when given), then LayerNorm, row by row; rows in parallel.
 fn add_norm_rows(x: &mut [f32], residual: Option<&[f32]>, width: usize, norm: &Norm<'_>, eps: f32, par: Par<'_>) {
     let m = x.len() / width;
-    let rows = par.partition(m, 1);
+    let rows = par.partition(m, 1, width * ELEMENT_WORK);
     let xs = Chunks::new(x, rows, width);
     par.run(&rows, &|p| {
         let r0 = rows.range(p).start;
@@ -882,7 +882,10 @@ fn attention_heads(
     let row = |bi: usize, i: usize| bi * queries + i;
     // Heads in parallel: a part owns its heads' columns of the context and one row of
     // probabilities per head.
-    let heads = par.partition(nh, 1);
+    // A head's work: the scores and the context (f32 multiply-adds, each worth a few int8
+    // ones), and its softmax.
+    let head_work = b * queries * s * (4 * 2 * d + ELEMENT_WORK);
+    let heads = par.partition(nh, 1, head_work);
     let ctx = Columns::new(ctx, b * queries, h, heads, d);
     // Per head: QROWS rows of probabilities and of context, its keys (transposed for the
     // AVX-512 scores, else packed) and its values packed (`scratch::Plan`).
@@ -1036,7 +1039,7 @@ fn layer_forward<O: Observer>(
         add_norm_rows(x.attn, Some(hidden), h, &l.attn_norm, eps, par);
         linear_rows(x.attn, t, &l.ffn, x.ffn, work, par, Post::None);
         obs.gemm(site(Gemm::Ffn), x.attn, x.ffn, t);
-        let rows = par.partition(t, 1);
+        let rows = par.partition(t, 1, c.intermediate_size as usize * ELEMENT_WORK);
         let ffn = Chunks::new(&mut *x.ffn, rows, c.intermediate_size as usize);
         par.run(&rows, &|p| ops::activate(ffn.take(p), c.hidden_act));
         linear_rows(x.ffn, t, &l.ffn_output, hidden, work, par, Post::None);
