@@ -18,8 +18,8 @@ mod tasks;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Threads a forward pass runs on (default: every core); results are bit-identical for
-    /// any count.
+    /// Threads a forward pass runs on (default: one per physical core this process may use);
+    /// results are bit-identical for any count.
     #[arg(long, global = true, value_parser = clap::value_parser!(u32).range(1..))]
     threads: Option<u32>,
 }
