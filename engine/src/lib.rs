@@ -26,6 +26,8 @@
 extern crate alloc;
 
 pub mod config;
+#[cfg(feature = "std")]
+mod cores;
 pub mod error;
 pub mod format;
 pub mod kernels;

@@ -207,65 +207,15 @@ impl std::fmt::Debug for Pool {
 }
 
 /// The number of threads [`Pool::new`] should get by default: one per physical core this
-/// process may run on, as ONNX Runtime and llama.cpp default to. The hardware threads of
-/// one core (SMT, Hyper-Threading) share its SIMD units, which the int8 kernels keep busy,
-/// so a second thread per core adds its share of every loop's synchronisation and halves
-/// each thread's cache, for little more arithmetic. On Linux the cores come from the
-/// affinity mask (`/proc/self/status`) and the sysfs topology; elsewhere, or if those
-/// cannot be read, this is `std::thread::available_parallelism` (which also honours cgroup
-/// CPU quotas, and bounds the count either way); 1 if unknown.
+/// process may run on, the big cores only on a big.LITTLE CPU (see `cores.rs`); 1 if
+/// unknown.
 ///
 /// ```
 /// let n = albert_engine::threads::available();
 /// assert!(n >= 1 && n <= std::thread::available_parallelism().map_or(1, usize::from));
 /// ```
 pub fn available() -> usize {
-    let logical = std::thread::available_parallelism().map_or(1, usize::from);
-    #[cfg(target_os = "linux")]
-    {
-        let status = std::fs::read_to_string("/proc/self/status").ok();
-        let allowed = status.as_deref().and_then(|s| s.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")));
-        let siblings = |cpu: usize| {
-            let topo = format!("/sys/devices/system/cpu/cpu{cpu}/topology");
-            std::fs::read_to_string(format!("{topo}/core_cpus_list"))
-                .or_else(|_| std::fs::read_to_string(format!("{topo}/thread_siblings_list")))
-                .ok()
-        };
-        if let Some(cores) = allowed.and_then(|a| physical_cores(a, siblings)) {
-            return cores.clamp(1, logical);
-        }
-    }
-    logical
-}
-
-/// The physical cores among the CPUs of `allowed` (a Linux CPU list such as `0-3,8`), a core
-/// being identified by the lowest CPU of its hardware-thread siblings list (`siblings(cpu)`,
-/// sysfs's `core_cpus_list`). `None` if any list cannot be read.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn physical_cores(allowed: &str, siblings: impl Fn(usize) -> Option<String>) -> Option<usize> {
-    let mut cores = Vec::new();
-    for cpu in cpu_list(allowed)? {
-        cores.push(*cpu_list(&siblings(cpu)?)?.first()?);
-    }
-    cores.sort_unstable();
-    cores.dedup();
-    (!cores.is_empty()).then_some(cores.len())
-}
-
-/// A Linux CPU list (`0-3,8,10-11`, as in sysfs and `/proc/self/status`), in order; `None`
-/// if it does not parse or names more than 65536 CPUs.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn cpu_list(list: &str) -> Option<Vec<usize>> {
-    let mut cpus = Vec::new();
-    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let (a, b): (usize, usize) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-        if b < a || cpus.len() + (b - a) >= 1 << 16 {
-            return None;
-        }
-        cpus.extend(a..=b);
-    }
-    Some(cpus)
+    crate::cores::default_threads()
 }
 
 /// The pool models get when they are created (`Model::from_bytes`, `Model::open`).
@@ -428,32 +378,6 @@ mod tests {
 
     /// Repetitions of the stress loops (Miri runs every step of every thread, slowly).
     const ROUNDS: u64 = if cfg!(miri) { 8 } else { 2000 };
-
-    #[test]
-    fn cpu_lists_parse_as_linux_writes_them() {
-        assert_eq!(cpu_list("0-3,8,10-11\n"), Some(vec![0, 1, 2, 3, 8, 10, 11]));
-        assert_eq!(cpu_list("\t5"), Some(vec![5]));
-        assert_eq!(cpu_list(""), Some(vec![]));
-        for bad in ["3-1", "a", "0-", "1,,x", "0-99999999"] {
-            assert_eq!(cpu_list(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn physical_cores_count_each_sibling_group_once() {
-        // 8 CPUs, two hardware threads per core, siblings numbered as on Intel (n and n+4).
-        let smt = |cpu: usize| (cpu < 8).then(|| format!("{},{}\n", cpu % 4, cpu % 4 + 4));
-        assert_eq!(physical_cores("0-7", smt), Some(4));
-        assert_eq!(physical_cores("0,4", smt), Some(1));
-        assert_eq!(physical_cores("1-2,6", smt), Some(2));
-        // As numbered on AMD (2n and 2n+1), and without SMT.
-        let pairs = |cpu: usize| Some(format!("{}-{}", cpu & !1, cpu | 1));
-        assert_eq!(physical_cores("0-15", pairs), Some(8));
-        assert_eq!(physical_cores("0-3", |cpu: usize| Some(cpu.to_string())), Some(4));
-        // An unreadable topology gives up rather than guess.
-        assert_eq!(physical_cores("0-8", smt), None);
-        assert_eq!(physical_cores("", smt), None);
-    }
 
     #[test]
     fn every_task_runs_exactly_once() {
