@@ -26,7 +26,7 @@
 
 use core::arch::x86_64::*;
 
-use super::x86::Lines;
+use super::x86::{Lines, transpose_8x8};
 
 /// Tokens per block (two B tiles) and weight rows per block (two A tiles).
 const TB: usize = 32;
@@ -410,31 +410,6 @@ unsafe fn store_t(acc: &[i32; 4 * 256], c: *mut i32, n: usize, tokens: usize, ad
                 }
             }
         }
-    }
-}
-
-/// `out[j]` lane `i` = `r[i]` lane `j`.
-#[inline(always)]
-unsafe fn transpose_8x8(r: [__m256i; 8]) -> [__m256i; 8] {
-    // SAFETY: register-only AVX2 instructions; only called from AVX2 functions.
-    unsafe {
-        let t: [__m256i; 8] = core::array::from_fn(|i| {
-            let (x, y) = (r[2 * (i / 2)], r[2 * (i / 2) + 1]);
-            if i % 2 == 0 { _mm256_unpacklo_epi32(x, y) } else { _mm256_unpackhi_epi32(x, y) }
-        });
-        // u[0..4]: rows 0-3 of columns {0,4}, {1,5}, {2,6}, {3,7}; u[4..8] rows 4-7.
-        let u: [__m256i; 8] = core::array::from_fn(|i| {
-            let (h, j) = (i / 4, i % 4);
-            let (x, y) = (t[4 * h + j / 2], t[4 * h + 2 + j / 2]);
-            if j % 2 == 0 { _mm256_unpacklo_epi64(x, y) } else { _mm256_unpackhi_epi64(x, y) }
-        });
-        core::array::from_fn(|j| {
-            if j < 4 {
-                _mm256_permute2x128_si256::<0x20>(u[j], u[4 + j])
-            } else {
-                _mm256_permute2x128_si256::<0x31>(u[j - 4], u[j])
-            }
-        })
     }
 }
 

@@ -10,6 +10,7 @@
 //! | `scalar` | everywhere                 | plain Rust                                 | 1 × 1              |
 //! | `wide`   | everywhere (`wide` crate)  | i16 shifts (AVX2 builds: `vpmovsxbw`) + `pmaddwd` / `smull+addp` | 4 × 2 |
 //! | `avx2`   | x86_64 with AVX2           | `vpmovsxbw` + `vpmaddwd` (ymm)             | 4 × 3              |
+//! | `avxvnni` | x86_64 with AVX-VNNI (no AVX-512 needed) | `vpdpbusd` (ymm, VEX), weights broadcast | 16 × 6 (m ≥ 4, K % 4 = 0); else `avx2` |
 //! | `vnni`   | x86_64 with AVX-512 VNNI   | `vpdpbusd` (zmm), weights broadcast        | 32 × 12 (m ≥ 16), 9-15 × 12 (pair form), 2-8 × 12 (quad form) |
 //! | `amx`    | x86_64 with AMX-INT8 (Linux) | `tdpbssd` (16 × 16 × 64 tiles); other shapes `vnni` | 32 × 32 (m ≥ 16, K a multiple of 64) |
 //! | `neon`   | aarch64                    | `smull` + `sadalp`                         | 4 × 4              |
@@ -23,7 +24,7 @@
 //!
 //! Selection happens once per process. With `std`: run-time detection
 //! (`is_x86_feature_detected!`, `is_aarch64_feature_detected!`) and the environment
-//! variable `ALBERT_KERNEL=scalar|wide|avx2|vnni|amx|neon|sdot|i8mm`, which forces one (an
+//! variable `ALBERT_KERNEL=scalar|wide|avx2|avxvnni|vnni|amx|neon|sdot|i8mm`, which forces one (an
 //! unknown or unavailable name is an error from [`selected`], and a panic naming the
 //! variable when inference runs). Without `std`: the best kernel the build's
 //! `target_feature`s allow.
@@ -37,6 +38,10 @@ mod wide;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+// VEX `vpdpbusd` (AVX-VNNI): intrinsics and detection stable from Rust 1.89.
+#[cfg(target_arch = "x86_64")]
+mod avxvnni;
+
 // AMX by inline assembly: its intrinsics and `is_x86_feature_detected!("amx-int8")` are
 // not stable.
 #[cfg(target_arch = "x86_64")]
@@ -49,8 +54,10 @@ use core::fmt;
 
 /// Every kernel name, in order of preference (the last available one is the default).
 /// `amx` ranks below `vnni` until it has passed the conformance suite on AMX hardware
-/// (`amx.rs`): until then it runs only when `ALBERT_KERNEL=amx` asks for it.
-pub const NAMES: [&str; 8] = ["scalar", "wide", "neon", "sdot", "i8mm", "avx2", "amx", "vnni"];
+/// (`amx.rs`): until then it runs only when `ALBERT_KERNEL=amx` asks for it. `avxvnni`
+/// ranks above `avx2` (twice the products per instruction; checked in an emulator,
+/// `avxvnni.rs`) and below `vnni`, which CPUs with both run.
+pub const NAMES: [&str; 9] = ["scalar", "wide", "neon", "sdot", "i8mm", "avx2", "avxvnni", "amx", "vnni"];
 
 type GemmI8 = unsafe fn(usize, usize, usize, *const i8, *const i8, *mut i32);
 type GemmI16 = unsafe fn(usize, usize, usize, *const i16, *const i8, *mut i64);
@@ -269,6 +276,8 @@ pub fn is_supported(name: &str) -> bool {
         #[cfg(target_arch = "x86_64")]
         "avx2" => x86::has_avx2(),
         #[cfg(target_arch = "x86_64")]
+        "avxvnni" => x86::has_avxvnni(),
+        #[cfg(target_arch = "x86_64")]
         "vnni" => x86::has_vnni(),
         #[cfg(target_arch = "x86_64")]
         "amx" => amx::has_amx(),
@@ -289,6 +298,8 @@ fn table_entry(name: &'static str) -> Option<(GemmI8, GemmI16)> {
         #[cfg(target_arch = "x86_64")]
         "avx2" => (x86::avx2_gemm_i8_i32_4x3, x86::avx2_gemm_i16_i8_i64_3x4),
         #[cfg(target_arch = "x86_64")]
+        "avxvnni" => (avxvnni::avxvnni_gemm_i8_i32, x86::avx2_gemm_i16_i8_i64_3x4),
+        #[cfg(target_arch = "x86_64")]
         "vnni" => (x86::avx512vnni_gemm_i8_i32, x86::avx512vnni_gemm_i16_i8_i64),
         #[cfg(target_arch = "x86_64")]
         "amx" => (amx::amx_gemm_i8_i32, x86::avx512vnni_gemm_i16_i8_i64),
@@ -304,6 +315,8 @@ fn table_entry(name: &'static str) -> Option<(GemmI8, GemmI16)> {
 
 fn sums_entry(name: &'static str) -> Option<(GemmI8Sums, GemmI16Sums)> {
     match name {
+        #[cfg(target_arch = "x86_64")]
+        "avxvnni" => Some((avxvnni::avxvnni_gemm_i8_i32_sums, avxvnni::avx2_gemm_i16_i8_i64_sums)),
         #[cfg(target_arch = "x86_64")]
         "vnni" => Some((x86::avx512vnni_gemm_i8_i32_sums, x86::avx512vnni_gemm_i16_i8_i64_sums)),
         #[cfg(target_arch = "x86_64")]
@@ -376,7 +389,7 @@ pub(crate) fn active() -> Kernel {
 
 /// Which instructions the float loops (GELU, softmax, LayerNorm, activation quantization,
 /// attention) run on in this process: `"avx512"` with the `vnni` or `amx` kernel, `"avx2"`
-/// with the `avx2` kernel, else what the build's `wide::f32x8` compiles to (`"sse2"` on a default
+/// with the `avx2` or `avxvnni` kernel, else what the build's `wide::f32x8` compiles to (`"sse2"` on a default
 /// x86_64 build, with the AVX2 attention loops where the CPU has AVX2: `"sse2+avx2"`, as
 /// when `wide` is forced on such a CPU; `"neon"` on aarch64;
 /// `"portable"` elsewhere). Shown by `albert inspect --kernels` and `albert bench`.
@@ -410,13 +423,14 @@ pub(crate) fn float_avx512() -> bool {
 }
 
 /// Whether the element-wise float loops of `ops` (GELU, softmax, activation range and
-/// quantization) take their AVX2 forms: when the process's GEMM kernel is `avx2` (as
+/// quantization) take their AVX2 forms: when the process's GEMM kernel is `avx2` or
+/// `avxvnni` (as
 /// [`float_avx512`] with `vnni`; forcing `wide` or `scalar` selects the portable loops).
 /// Same bits either way.
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 pub(crate) fn float_avx2() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| selected().is_ok_and(|k| k.name() == "avx2"))
+    *ON.get_or_init(|| selected().is_ok_and(|k| matches!(k.name(), "avx2" | "avxvnni")))
 }
 
 /// Runs `f` compiled for AVX-512 when [`float_avx512`] holds, else for AVX2 where the CPU

@@ -28,6 +28,18 @@ pub(super) fn has_avx2() -> bool {
     }
 }
 
+/// AVX-VNNI (VEX `vpdpbusd`) with AVX2: the `avxvnni` kernel.
+pub(super) fn has_avxvnni() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("avxvnni")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(all(target_feature = "avx2", target_feature = "avxvnni"))
+    }
+}
+
 pub(super) fn has_vnni() -> bool {
     #[cfg(feature = "std")]
     {
@@ -1785,4 +1797,29 @@ pub(crate) unsafe fn in_avx512<R>(f: impl FnOnce() -> R) -> R {
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn in_avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
+}
+
+/// `out[j]` lane `i` = `r[i]` lane `j` (AVX2; the `amx` and `avxvnni` stores and packs).
+#[inline(always)]
+pub(super) unsafe fn transpose_8x8(r: [__m256i; 8]) -> [__m256i; 8] {
+    // SAFETY: register-only AVX2 instructions; only called from AVX2 functions.
+    unsafe {
+        let t: [__m256i; 8] = core::array::from_fn(|i| {
+            let (x, y) = (r[2 * (i / 2)], r[2 * (i / 2) + 1]);
+            if i % 2 == 0 { _mm256_unpacklo_epi32(x, y) } else { _mm256_unpackhi_epi32(x, y) }
+        });
+        // u[0..4]: rows 0-3 of columns {0,4}, {1,5}, {2,6}, {3,7}; u[4..8] rows 4-7.
+        let u: [__m256i; 8] = core::array::from_fn(|i| {
+            let (h, j) = (i / 4, i % 4);
+            let (x, y) = (t[4 * h + j / 2], t[4 * h + 2 + j / 2]);
+            if j % 2 == 0 { _mm256_unpacklo_epi64(x, y) } else { _mm256_unpackhi_epi64(x, y) }
+        });
+        core::array::from_fn(|j| {
+            if j < 4 {
+                _mm256_permute2x128_si256::<0x20>(u[j], u[4 + j])
+            } else {
+                _mm256_permute2x128_si256::<0x31>(u[j - 4], u[j])
+            }
+        })
+    }
 }
