@@ -44,7 +44,7 @@ step forward md5 per kernel against the AVX2 host build
 while read -r n t want; do
   ids=$(python3 -c "import sys; sys.path.insert(0, 'bench'); from compare_ort import ids_for; print(','.join(map(str, ids_for($n)[0])))")
   line="n=$n t=$t"
-  for k in amx vnni avx2 wide scalar; do
+  for k in amx vnni avxvnni avx2 wide scalar; do
     [ $k = scalar ] && [ "$n" = 128 ] && continue
     has $k || { line="$line $k=absent"; continue; }
     got=$(ALBERT_KERNEL=$k $T/albert forward --model $M --ids "$ids" --threads "$t" --json | md5sum | cut -c1-32)
@@ -58,7 +58,7 @@ done < .dev/expect.md5
 step peak probes
 timeout 60 $X/peak --bench --warm-up-time 1 --measurement-time 2 --noplot 2>&1 | grep -E 'peak/|thrpt|skip'
 step gemm_best per kernel, best of 60
-for k in amx vnni avx2 wide; do timeout 60 $X/gemm_best $k 60; done
+for k in amx vnni avxvnni avx2 wide; do timeout 60 $X/gemm_best $k 60; done
 echo "-- wide built with +avx2,+fma"; timeout 60 $X/gemm_best_avx2 wide 60
 step int16 x int8 GEMM, gemm_one
 for s in "128 768 3072" "8 768 3072" "128 3072 768"; do
@@ -84,6 +84,7 @@ for th in 1 2 4 8 16; do for s in 8 32 128; do
 done; done
 for s in 8 32 128; do
   echo "amx forced, threads 1 seq $s: $(ALBERT_KERNEL=amx $T/albert bench --model $M --seq $s --threads 1 --iters 30 --warmup 3 --json | short)"
+  echo "avxvnni forced, threads 1 seq $s: $(ALBERT_KERNEL=avxvnni $T/albert bench --model $M --seq $s --threads 1 --iters 30 --warmup 3 --json | short)"
   echo "avx2 forced, threads 1 seq $s: $(ALBERT_KERNEL=avx2 $T/albert bench --model $M --seq $s --threads 1 --iters 30 --warmup 3 --json | short)"
 done
 step two-thread scaling, alternating

@@ -10,6 +10,7 @@
 //! | probe | instruction(s) per step | multiply-adds | used by |
 //! |---|---|---|---|
 //! | `vpdpbusd_zmm` | `vpdpbusd` zmm | 64 | `vnni` int8 GEMM |
+//! | `vpdpbusd_ymm` | `vpdpbusd` ymm (VEX) | 32 | `avxvnni` int8 GEMM |
 //! | `vpdpwssd_zmm` | `vpdpwssd` zmm | 32 | `vnni` int16 × int8 GEMM |
 //! | `vpmaddwd_ymm` | `vpmaddwd` + `vpaddd` ymm | 16 | `avx2` kernels, `wide` built with `+avx2` |
 //! | `fma_f32_ymm` | `vfmadd231ps` ymm | 8 | f32 (attention, if contracted) |
@@ -48,6 +49,21 @@ mod x86 {
         }
         let s = acc.iter().fold(_mm512_setzero_si512(), |s, &r| _mm512_add_epi32(s, r));
         _mm512_reduce_add_epi32(s)
+    }
+
+    /// # Safety
+    /// AVX2 and AVX-VNNI present.
+    #[target_feature(enable = "avx2,avxvnni")]
+    pub unsafe fn vpdpbusd_ymm(a: i8, b: i8) -> i32 {
+        let (va, vb) = (_mm256_set1_epi8(a), _mm256_set1_epi8(b));
+        let mut acc = [_mm256_setzero_si256(); CHAINS];
+        for _ in 0..STEPS {
+            for r in acc.iter_mut() {
+                *r = _mm256_dpbusd_avx_epi32(*r, va, vb);
+            }
+        }
+        let s = acc.iter().fold(_mm256_setzero_si256(), |s, &r| _mm256_add_epi32(s, r));
+        _mm256_extract_epi32::<0>(s)
     }
 
     /// # Safety
@@ -197,6 +213,8 @@ fn probes() -> Vec<Probe> {
         let vnni = has!("avx512f") && has!("avx512vnni");
         // SAFETY (each call): the probe runs only where `has` was true (`run` checks).
         v.push(("vpdpbusd_zmm", 64, vnni, || unsafe { x86::vpdpbusd_zmm(black_box(3), black_box(5)) } as f64));
+        let avxvnni = has!("avx2") && has!("avxvnni");
+        v.push(("vpdpbusd_ymm", 32, avxvnni, || unsafe { x86::vpdpbusd_ymm(black_box(3), black_box(5)) } as f64));
         v.push(("vpdpwssd_zmm", 32, vnni, || unsafe { x86::vpdpwssd_zmm(black_box(3), black_box(5)) } as f64));
         v.push(("vpmaddwd_ymm", 16, has!("avx2"), || unsafe { x86::vpmaddwd_ymm(black_box(3), black_box(5)) } as f64));
         let fma = has!("avx2") && has!("fma");
