@@ -52,7 +52,8 @@ struct Topology<'a> {
 fn fast_cores(allowed: &str, topo: &Topology<'_>) -> Option<usize> {
     let cpus = cpu_list(allowed)?;
     let capacities: Option<Vec<u64>> = cpus.iter().map(|&c| (topo.capacity)(c)?.trim().parse().ok()).collect();
-    let fast = |i: usize| capacities.as_ref().is_none_or(|caps| 2 * caps[i] >= caps.iter().copied().max().unwrap_or(0));
+    let largest = capacities.as_ref().and_then(|caps| caps.iter().copied().max()).unwrap_or(0);
+    let fast = |i: usize| capacities.as_ref().is_none_or(|caps| 2 * caps[i] >= largest);
     let mut cores = Vec::new();
     for (i, &cpu) in cpus.iter().enumerate() {
         if fast(i) {
