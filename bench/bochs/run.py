@@ -4,6 +4,8 @@ bit for bit against the scalar reference (see README.md in this folder).
 
     python3 bench/bochs/run.py --model 31 --expect avxvnni,avx2     # AVX2 + AVX-VNNI client core
     python3 bench/bochs/run.py --model 30 --expect vnni,avxvnni     # Sapphire Rapids, no AMX
+    python3 bench/bochs/run.py --model 31 --forward models/albert-pydoc.albq --ids 2,31,7,118,954,40,5,3 \
+        --expect avxvnni                                            # a forward pass vs the host's
 
 Builds harness/ (a no_std static ELF) with the model's target features, loads its PT_LOAD
 segments into an emulated long-mode address space, runs it at CPL 3 until it executes
@@ -15,6 +17,7 @@ beyond the standard library and cargo.
 
 import argparse
 import ctypes
+import json
 import glob
 import os
 import platform
@@ -23,6 +26,7 @@ import struct
 import subprocess
 import sys
 import time
+from fractions import Fraction
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -171,7 +175,9 @@ STACK_TOP = 0x7FFF_0000_0000
 STACK_SIZE = 1 << 20  # 1 MiB; the page below it is left unmapped (a guard)
 
 
-def emulate(elf, model, xcr0):
+def emulate(elf, model, xcr0, regions=(), rdi=0):
+    """`regions`: more (vaddr, bytes, memsz, writable) areas to map, as PT_LOAD segments;
+    `rdi`: RDI at entry (the forward mode's header address; 0 for the GEMM sweep)."""
     import bochscpu
     import bochscpu.cpu
     import bochscpu.memory as mem
@@ -187,7 +193,7 @@ def emulate(elf, model, xcr0):
 
     # Pages: the union of the PT_LOAD segments (file bytes, then zeros up to memsz).
     pages = {}  # gva -> [bytearray, writable]
-    for vaddr, blob, memsz, writable in elf.segments:
+    for vaddr, blob, memsz, writable in list(elf.segments) + list(regions):
         for gva in range(vaddr & ~(page - 1), vaddr + memsz, page):
             entry = pages.setdefault(gva, [bytearray(page), False])
             entry[1] |= writable
@@ -212,8 +218,9 @@ def emulate(elf, model, xcr0):
     pml4 = 0x100000
     for hva, gpa in pt.commit(pml4):
         mem.page_insert(gpa, hva)
+    zero = bytes(page)
     for gva, (content, _) in pages.items():
-        if any(content):
+        if content != zero:
             assert mem.virt_write(pml4, gva, list(content)), f"cannot write {gva:#x}"
 
     st = bochscpu.State()
@@ -223,6 +230,11 @@ def emulate(elf, model, xcr0):
     st.xcr0 = xcr0
     st.rsp = STACK_TOP
     st.rip = elf.entry
+    st.rdi = rdi
+    # A process's floating-point state on Linux: every exception masked, round to nearest,
+    # no flush-to-zero (Bochs starts from 0: unmasked, a float op would raise #XM).
+    st.mxcsr = 0x1F80
+    st.fpcw = 0x37F
     cs = bochscpu.Segment()
     cs.present, cs.selector, cs.base, cs.limit, cs.attr = True, 0x33, 0, 0xFFFFFFFF, 0x22FB  # 64-bit, DPL 3
     ds = bochscpu.Segment()
@@ -328,6 +340,213 @@ def describe_case(c, names):
     return (f"kernel {name}, {FORMS[c['form']] if c['form'] < 4 else c['form']}, "
             f"m={c['m']} n={c['n']} k={c['k']}, data {PATTERNS[c['pattern']] if c['pattern'] < 3 else c['pattern']}")
 
+# ---------------------------------------------------------------------------------------
+# The forward mode: one forward pass of a model blob, compared with the host's.
+
+# `forward::Header` in harness/src/forward.rs (repr(C), no padding in this order).
+FWD_MAX_IDS = 512
+FWD_MAX_SECTIONS = 8
+FWD_SECTION = "24sQQQ"
+FWD_INPUT = "<8sII" + "6Q" + "II" + f"{FWD_MAX_IDS}I" + f"{FWD_MAX_IDS}I"
+FWD_HEADER = FWD_INPUT + "II16sQQ" + FWD_SECTION * FWD_MAX_SECTIONS + "II256s"
+FWD_HEADER_SIZE = struct.calcsize(FWD_HEADER)
+FWD_MAGIC = b"ALBFWD01"
+# Where the runner maps the forward mode's areas (each followed by unmapped space).
+FWD_HEADER_ADDR = 0x5000_0000_0000
+FWD_BLOB_ADDR = 0x5100_0000_0000
+FWD_SCRATCH_ADDR = 0x5200_0000_0000
+FWD_OUT_ADDR = 0x5300_0000_0000
+FWD_GUARD = 1024  # f32 elements past the outputs that must keep the marker
+FWD_MARK = 0x7FBADBAD  # a NaN no computation produces
+
+
+def parse_ids(text, what):
+    try:
+        ids = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise SystemExit(f"{what}: not a comma-separated list of integers: {text!r}")
+    if not ids or len(ids) > FWD_MAX_IDS or any(not 0 <= i < 2**32 for i in ids):
+        raise SystemExit(f"{what}: 1 to {FWD_MAX_IDS} non-negative ids needed")
+    return ids
+
+
+def f32_bits(token):
+    """Bits of the f32 nearest to the decimal `token` (ties to even): exact, not through a
+    double (decimal -> f64 -> f32 could round twice). `albert forward --json` prints f32
+    in their shortest round-trip form, so this gives back the host's bits."""
+    q = Fraction(token)
+    guess = struct.unpack("<I", struct.pack("<f", float(token)))[0]
+    best = None
+    for bits in (guess - 1, guess, guess + 1):
+        if not 0 <= bits < 2**32 or (bits & 0x7F800000) == 0x7F800000:
+            continue
+        if bits >> 31 != guess >> 31:  # crossing zero: stay on the guess's side
+            continue
+        v = Fraction(struct.unpack("<f", struct.pack("<I", bits))[0])
+        key = (abs(v - q), bits & 1)  # nearest, then even mantissa
+        if best is None or key < best[0]:
+            best = (key, bits)
+    return best[1]
+
+
+def native_forward(args, target_dir):
+    """The host's forward pass: `albert forward --json` of the host build (the host's best
+    kernel, std float loops). Returns ([(name, width, [bits])], kernel, float loops)."""
+    albert = args.albert
+    if not albert:
+        out_dir = os.path.join(target_dir, "native")
+        env = dict(os.environ, CARGO_TARGET_DIR=out_dir)
+        cmd = ["cargo", "build", "--release", "-p", "albert-tools", "--bin", "albert",
+               "--manifest-path", os.path.join(REPO, "Cargo.toml")] + (["--offline"] if args.offline else [])
+        print(f"native build: CARGO_TARGET_DIR={out_dir} {' '.join(cmd)}", flush=True)
+        subprocess.run(cmd, env=env, check=True)
+        albert = os.path.join(out_dir, "release", "albert")
+    cmd = [albert, "forward", "--model", args.forward, "--ids", args.ids, "--json"]
+    if args.type_ids:
+        cmd += ["--type-ids", args.type_ids]
+    print("native: " + " ".join(cmd), flush=True)
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    seconds = time.monotonic() - t0
+    lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
+    if len(lines) != 1:
+        raise SystemExit(f"native forward: expected one JSON line, got {len(lines)}")
+    doc = json.loads(lines[0], parse_float=str, parse_int=str)  # keep the decimal text
+    sections = []
+    for name, value in doc.items():
+        rows = value if value and isinstance(value[0], list) else [value]
+        width = len(rows[0]) if rows else 0
+        flat = [x for row in rows for x in row]
+        if any(x is None for x in flat):
+            raise SystemExit(f"native forward: {name} has a non-finite value (JSON null); bits cannot be compared")
+        sections.append((name, width, [f32_bits(x) for x in flat]))
+    k = subprocess.run([albert, "inspect", "--kernels", "--json"], capture_output=True, text=True)
+    try:
+        info = json.loads(k.stdout)
+        kernel, loops = info.get("selected", "?"), info.get("float_loops", "?")
+    except ValueError:
+        kernel, loops = "?", "?"
+    return sections, kernel, loops, seconds
+
+
+def run_forward(args, model_id, model, kind, elf_path, elf, xcr0):
+    ids = parse_ids(args.ids, "--ids")
+    types = parse_ids(args.type_ids, "--type-ids") if args.type_ids else None
+    if types is not None and len(types) != len(ids):
+        raise SystemExit("--type-ids: one per --ids entry")
+    blob = open(args.forward, "rb").read()
+    native, native_kernel, native_loops, native_s = native_forward(args, args.target_dir)
+    total = sum(len(b) for _, _, b in native)
+    print(f"native: {native_s:.2f} s, kernel {native_kernel}, float loops {native_loops}, "
+          f"{total} outputs ({', '.join(f'{n} {len(b)}' for n, _, b in native)})")
+
+    page = 4096
+    scratch_len = args.scratch_mib << 20
+    out_cap = total + FWD_GUARD
+    header = struct.pack(
+        FWD_INPUT, FWD_MAGIC, FWD_HEADER_SIZE, len(ids),
+        FWD_BLOB_ADDR, len(blob), FWD_SCRATCH_ADDR, scratch_len, FWD_OUT_ADDR, out_cap,
+        1 if types else 0, 0,
+        *(ids + [0] * (FWD_MAX_IDS - len(ids))), *((types or []) + [0] * (FWD_MAX_IDS - len(types or []))))
+    header += bytes(FWD_HEADER_SIZE - len(header))
+    marks = struct.pack("<I", FWD_MARK) * out_cap
+    regions = [
+        (FWD_HEADER_ADDR, header, FWD_HEADER_SIZE, True),
+        (FWD_BLOB_ADDR, blob, len(blob), False),
+        (FWD_SCRATCH_ADDR, b"", scratch_len, True),
+        (FWD_OUT_ADDR, marks, 4 * out_cap, True),
+    ]
+    print(f"model: {model_id} ({model['about']}), XCR0={xcr0:#x}")
+    print(f"elf: {elf_path} (entry {elf.entry:#x}, {len(elf.segments)} PT_LOAD segments)")
+    print(f"forward: {args.forward} ({len(blob)} bytes) at {FWD_BLOB_ADDR:#x}, {len(ids)} ids, "
+          f"scratch {args.scratch_mib} MiB", flush=True)
+    t0 = time.monotonic()
+    st, read, events = emulate(elf, model_id, xcr0, regions, rdi=FWD_HEADER_ADDR)
+    seconds = time.monotonic() - t0
+    print(f"emulated run: {seconds:.1f} s wall")
+
+    problems = []
+    if not events:
+        problems.append("the emulator stopped without an exception (no end signal)")
+    else:
+        vector, error_code = events[-1]
+        if not (vector == 13 and read(st.rip - 1, 1) == b"\xf4"):
+            problems.append(describe_exception(elf, elf_path, st, vector, error_code, args, kind))
+        elif st.rax != FWD_HEADER_ADDR:
+            problems.append(f"RAX at hlt is {st.rax:#x}, not the forward header {FWD_HEADER_ADDR:#x}"
+                            " (the GEMM sweep ran? the harness predates the forward mode?)")
+    raw = read(FWD_HEADER_ADDR, FWD_HEADER_SIZE)
+    v = list(struct.unpack(FWD_HEADER, raw))
+    res = v[len(struct.unpack(FWD_INPUT, raw[:struct.calcsize(FWD_INPUT)])):]
+    state, count, kernel, needed, out_len = res[:5]
+    secs = [res[5 + 4 * i:9 + 4 * i] for i in range(FWD_MAX_SECTIONS)][:count]
+    msg = res[-1][:res[-3]].decode(errors="replace")
+    kernel = kernel.split(b"\0")[0].decode()
+    print(f"harness: kernel {kernel}, float loops scalar (no std), scratch needed {needed} bytes, {out_len} outputs")
+    if state == 2:
+        problems.append(f"harness panicked: {msg}")
+    elif state == 3:
+        problems.append(f"harness error: {msg}")
+    elif state != 1 and not problems:
+        problems.append(f"harness ended in state {state}")
+    if args.expect and kernel not in args.expect.split(","):
+        problems.append(f"kernel {kernel} ran, expected {args.expect}")
+
+    if state == 1:
+        got = read(FWD_OUT_ADDR, 4 * out_cap)
+        words = struct.unpack(f"<{out_cap}I", got)
+        names = [(s[0].split(b"\0")[0].decode(), s[1], s[2], s[3]) for s in secs]
+        if [(n, ln) for n, _, ln, _ in names] != [(n, len(b)) for n, _, b in native]:
+            problems.append("outputs differ in shape: harness " +
+                            ", ".join(f"{n} {ln}" for n, _, ln, _ in names) +
+                            "; native " + ", ".join(f"{n} {len(b)}" for n, _, b in native))
+        else:
+            differing = 0
+            first = None
+            for (name, off, ln, width), (_, _, want) in zip(names, native):
+                for i in range(ln):
+                    if words[off + i] != want[i]:
+                        differing += 1
+                        if first is None:
+                            first = (name, i, width, ln, want[i], words[off + i])
+            tail = [i for i in range(out_len, out_cap) if words[i] != FWD_MARK]
+            if tail:
+                problems.append(f"{len(tail)} elements past the outputs overwritten (first at {tail[0]})")
+            f = lambda b: struct.unpack("<f", struct.pack("<I", b))[0]
+            print(f"compared: {total} f32 outputs bit for bit, {differing} differing")
+            if first:
+                name, i, width, ln, want, have = first
+                where = f"[{i // width}][{i % width}]" if 0 < width < ln else f"[{i}]"
+                problems.append(f"{differing} of {total} outputs differ; first: {name}{where}: "
+                                f"native {f(want)!r} ({want:#010x}), emulated {f(have)!r} ({have:#010x})")
+
+    if problems:
+        for p in problems:
+            print("FAIL: " + p)
+        sys.exit(1)
+    print(f"PASS: the emulated forward pass (kernel {kernel}) gives the host's bits (kernel {native_kernel})")
+
+
+def describe_exception(elf, elf_path, st, vector, error_code, args, kind):
+    rip = st.rip
+    what = VECTORS.get(vector, f"vector {vector}")
+    insn = disassemble(elf_path, rip)
+    func = demangle(elf.function_at(rip - 1))
+    msg = f"unexpected exception {what}, error code {error_code:#x}, RIP after it {rip:#x}"
+    if func:
+        msg += f"\n    in {func}"
+    if insn:
+        msg += f"\n    instruction: {insn}"
+    if vector == 6:
+        msg += ("\n    the emulated CPU (model %d) lacks an instruction this build uses (build features %s),"
+                "\n    or Bochs does not emulate it" % (args.model, BUILDS.get(kind, "?") if not args.elf else "of the given ELF"))
+    if vector == 14:
+        cr2 = st.cr2
+        msg += f"\n    faulting address (CR2) {cr2:#x}"
+        if STACK_TOP - STACK_SIZE - 65536 <= cr2 < STACK_TOP - STACK_SIZE:
+            msg += " (below the stack: stack overflow, raise STACK_SIZE)"
+    return msg
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -341,7 +560,15 @@ def main():
                     help="cargo target directory root (one sub-directory per build; default: <repo>/target/bochs-harness)")
     ap.add_argument("--offline", action="store_true", help="pass --offline to cargo")
     ap.add_argument("--xcr0", type=lambda s: int(s, 0), help="XCR0 value (default: the model's)")
-    ap.add_argument("--expect", default="", help="comma-separated kernel names that must have run, e.g. avxvnni,avx2")
+    ap.add_argument("--expect", default="", help="comma-separated kernel names that must have run, e.g. avxvnni,avx2 "
+                    "(with --forward: the kernel the harness must have selected)")
+    ap.add_argument("--forward", metavar="BLOB",
+                    help="instead of the GEMM sweep: one forward pass of this .albq blob (mapped into emulated "
+                         "memory), compared bit for bit with the host's `albert forward --json`")
+    ap.add_argument("--ids", help="with --forward: comma-separated token ids of the sequence, e.g. 2,31,7,118,3")
+    ap.add_argument("--type-ids", help="with --forward: comma-separated token type ids (default all 0)")
+    ap.add_argument("--scratch-mib", type=int, default=32, help="with --forward: scratch area to map (MiB)")
+    ap.add_argument("--albert", help="with --forward: a host `albert` binary to use instead of building one")
     args = ap.parse_args()
 
     ensure_shim(os.path.join(args.target_dir, "shim"))
@@ -358,6 +585,10 @@ def main():
     elf = Elf(elf_path)
     report_addr = elf.symbol(REPORT_SYMBOL)
     xcr0 = args.xcr0 if args.xcr0 is not None else model["xcr0"]
+    if args.forward:
+        if not args.ids:
+            raise SystemExit("--forward needs --ids")
+        return run_forward(args, model_id, model, kind, elf_path, elf, xcr0)
 
     print(f"model: {args.model} ({model['about']}), XCR0={xcr0:#x}")
     print(f"elf: {elf_path} (entry {elf.entry:#x}, {len(elf.segments)} PT_LOAD segments)", flush=True)

@@ -11,6 +11,9 @@
 //! `gemm_i16_i8_i64`, `gemm_i16_i8_i64_sums` (sums[j] = Σ_k b[j][k] as f32). Each output
 //! buffer is filled with a marker first, so an element a kernel leaves unwritten fails,
 //! and `GUARD` elements past `m·n` must keep the marker (no write past the end).
+//!
+//! A second mode ([`forward`]): entered with a header's address in RDI (0 for the GEMM
+//! sweep), it runs one forward pass of a model blob the runner mapped into memory.
 
 #![no_std]
 #![no_main]
@@ -19,6 +22,8 @@ use albert_engine::kernels::{self, Kernel, scalar};
 use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
 use core::fmt::Write;
+
+mod forward;
 
 // ---------------------------------------------------------------------------------------
 // The sweep.
@@ -112,14 +117,14 @@ struct Report {
     panic_msg: [u8; 256],
 }
 
-struct Global<T>(UnsafeCell<T>);
+pub(crate) struct Global<T>(UnsafeCell<T>);
 // SAFETY: one thread, no interrupts.
 unsafe impl<T> Sync for Global<T> {}
 impl<T> Global<T> {
-    const fn new(v: T) -> Self {
+    pub(crate) const fn new(v: T) -> Self {
         Global(UnsafeCell::new(v))
     }
-    fn get(&self) -> *mut T {
+    pub(crate) fn get(&self) -> *mut T {
         self.0.get()
     }
 }
@@ -187,14 +192,35 @@ global_asm!(
     "_start:",
     "xor ebp, ebp",
     "and rsp, -16",
-    "call {main}",
+    "call {main}", // RDI, as the runner set it: the first argument
+
     "ud2",
     main = sym harness_main,
 );
 
-extern "C" fn harness_main() -> ! {
+/// `header`: null for the GEMM sweep, else a forward-pass [`forward::Header`] the runner
+/// mapped.
+extern "C" fn harness_main(header: *mut forward::Header) -> ! {
+    if !header.is_null() {
+        // SAFETY: single-threaded; the runner maps the header and the areas it names.
+        unsafe {
+            *forward::HEADER.get() = header;
+            let state = forward::run(header);
+            finish_forward(header, state)
+        }
+    }
     run();
     finish(STATE_DONE)
+}
+
+/// The forward mode's end: the state in the header, `hlt` with its address in RAX.
+fn finish_forward(header: *mut forward::Header, state: u32) -> ! {
+    // SAFETY: single-threaded; the header is mapped and writable.
+    unsafe { (*header).state = state };
+    loop {
+        // SAFETY: as in `finish`.
+        unsafe { asm!("hlt", in("rax") header, options(nostack)) };
+    }
 }
 
 /// Records the final state and stops: `hlt` at CPL 3 raises #GP, the runner's end signal.
@@ -208,9 +234,9 @@ fn finish(state: u32) -> ! {
     }
 }
 
-struct Cursor<'a> {
-    buf: &'a mut [u8],
-    len: usize,
+pub(crate) struct Cursor<'a> {
+    pub(crate) buf: &'a mut [u8],
+    pub(crate) len: usize,
 }
 
 impl Write for Cursor<'_> {
@@ -225,6 +251,17 @@ impl Write for Cursor<'_> {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
+    // SAFETY: single-threaded.
+    let header = unsafe { *forward::HEADER.get() };
+    if !header.is_null() {
+        // SAFETY: single-threaded; the forward pass holds no reference into the message.
+        unsafe {
+            let mut w = Cursor { buf: &mut *core::ptr::addr_of_mut!((*header).msg), len: 0 };
+            let _ = write!(w, "{info}");
+            (*header).msg_len = w.len as u32;
+        }
+        finish_forward(header, forward::STATE_PANICKED)
+    }
     let report = ALBERT_BOCHS_REPORT.get();
     // SAFETY: single-threaded; nothing else holds a reference into the report now.
     unsafe {
