@@ -612,23 +612,7 @@ def main():
                 problems.append(f"RAX at hlt is {st.rax:#x}, the report symbol is at {report_addr:#x}")
             report_addr = st.rax
         else:
-            what = VECTORS.get(vector, f"vector {vector}")
-            insn = disassemble(elf_path, rip)
-            func = demangle(elf.function_at(rip - 1))
-            msg = f"unexpected exception {what}, error code {error_code:#x}, RIP after it {rip:#x}"
-            if func:
-                msg += f"\n    in {func}"
-            if insn:
-                msg += f"\n    instruction: {insn}"
-            if vector == 6:
-                msg += ("\n    the emulated CPU (model %d) lacks an instruction this build uses (build features %s),"
-                        "\n    or Bochs does not emulate it" % (args.model, BUILDS.get(kind, "?") if not args.elf else "of the given ELF"))
-            if vector == 14:
-                cr2 = st.cr2
-                msg += f"\n    faulting address (CR2) {cr2:#x}"
-                if STACK_TOP - STACK_SIZE - 65536 <= cr2 < STACK_TOP - STACK_SIZE:
-                    msg += " (below the stack: stack overflow, raise STACK_SIZE)"
-            problems.append(msg)
+            problems.append(describe_exception(elf, elf_path, st, vector, error_code, args, kind))
 
     r = None
     if report_addr is not None:
