@@ -24,7 +24,9 @@
 
 use core::arch::x86_64::*;
 
-use super::x86::{Lines, transpose_8x8};
+// Column blocks as `vnni`'s (about 256 KiB of weights, a multiple of its 12-row tile and so
+// of this one's 6): `Kernel::column_chunk` hands both kernels calls of one such block.
+use super::x86::{Lines, NB_MAX, col_block, transpose_8x8};
 
 /// Tokens per panel vector (8 i32 lanes).
 const PANEL: usize = 8;
@@ -32,17 +34,9 @@ const PANEL: usize = 8;
 const BR: usize = 6;
 /// K bytes per packed chunk: the panel is at most `2·PANEL·KC` = 16 KiB.
 const KC: usize = 1024;
-/// The most weight rows per column block (their bias corrections live on the stack).
-const NB_MAX: usize = 1020;
 /// The fewest tokens this form takes: at 4, half the lanes of one panel carry tokens, as
 /// many products per instruction as `vpmaddwd` without its `vpaddd`.
 const MIN_TOKENS: usize = 4;
-
-/// Weight rows per column block for a K chunk of `kc` bytes: about 256 KiB of weights,
-/// which stay in L2 while every token panel passes over them, a multiple of the tile.
-fn col_block(kc: usize) -> usize {
-    ((256 * 1024 / kc.max(1)) / BR).clamp(1, NB_MAX / BR) * BR
-}
 
 /// The `avxvnni` int8 GEMM (`c = a · bᵀ`, exact in wrapping i32).
 ///

@@ -666,7 +666,7 @@ const KC: usize = 1024;
 const BR: usize = 12;
 /// The most weight rows per column block of the broadcast VNNI kernel (the block's row sums
 /// live in a stack array of this many i32).
-const NB_MAX: usize = 1020;
+pub(super) const NB_MAX: usize = 1020;
 
 /// The AVX-512 VNNI kernel (`vnni`). From 8 rows up, with `K` a multiple of 4, the
 /// broadcast form ([`vnni_bcast`]); the dot-product tiles ([`tile_vnni`]) otherwise.
@@ -1302,8 +1302,8 @@ unsafe fn pack_steps<const W: usize>(a: *const i8, k: usize, count: usize, steps
 /// Weight rows per column block of the broadcast VNNI kernels for a K chunk of `kc` bytes:
 /// about 256 KiB of weights, which stay in L2 while every token panel passes over them (the
 /// panels are packed again per block: 2-6 % of the work), a multiple of the tile, at most
-/// [`NB_MAX`].
-fn col_block(kc: usize) -> usize {
+/// [`NB_MAX`]. Also `avxvnni`'s.
+pub(super) fn col_block(kc: usize) -> usize {
     ((256 * 1024 / kc) / BR).clamp(1, NB_MAX / BR) * BR
 }
 
