@@ -34,6 +34,7 @@ pub mod kernels;
 pub mod model;
 mod ops;
 mod par;
+pub mod profile;
 pub mod scores;
 #[cfg(feature = "std")]
 pub mod threads;

@@ -518,7 +518,7 @@ fn inspect_describes_the_blob_and_the_kernels() {
     assert!(available.contains(&"scalar") && available.contains(&"wide"), "{available:?}");
     assert!(available.contains(&k["selected"].as_str().unwrap()), "{k}");
     let float = k["float_loops"].as_str().unwrap();
-    assert_eq!(float == "avx512", k["selected"] == "vnni", "{k}");
+    assert_eq!(float == "avx512", k["selected"] == "vnni" || k["selected"] == "amx", "{k}");
     assert_eq!(float == "avx2", k["selected"] == "avx2" || k["selected"] == "avxvnni", "{k}");
 }
 
@@ -540,4 +540,17 @@ fn bench_reports_percentiles_throughput_and_memory() {
     assert_eq!(v["kernel"], kernels["selected"]);
     fails(&["bench", "--model", m, "--seq", "65"], None, "1 to 64 tokens");
     fails(&["bench", "--model", m, "--seq", "0"], None, "1 to 64 tokens");
+    // --profile: the stages of a build with the `profile` feature, a clear refusal without.
+    let args = ["bench", "--model", m, "--seq", "16", "--iters", "3", "--threads", "1", "--json", "--profile"];
+    if albert_engine::profile::ENABLED {
+        let v = json_out(&args);
+        let p = &v["profile_ms"];
+        let stages: f64 = albert_engine::profile::Stage::ALL
+            .iter()
+            .map(|s| p[s.name()].as_f64().unwrap_or_else(|| panic!("no stage {} in {p}", s.name())))
+            .sum();
+        assert!(stages > 0.0 && stages <= v["mean_ms"].as_f64().unwrap() * 1.01, "{v}");
+    } else {
+        fails(&args, None, "built without the profile feature");
+    }
 }

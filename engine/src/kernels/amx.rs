@@ -20,9 +20,10 @@
 //! tests run the driver (packing, blocking, tails, the transposing store) against the
 //! scalar reference on any x86_64 CPU with AVX2. What only AMX hardware checks is the
 //! `asm!` block, the tile configuration and the detection: the conformance suite
-//! (`engine/tests/kernels.rs`) runs `amx` wherever the CPU has it. Until it has passed
-//! there, `amx` ranks below `vnni` (`super::NAMES`), so it runs only when
-//! `ALBERT_KERNEL=amx` asks for it.
+//! (`engine/tests/kernels.rs`) runs `amx` wherever the CPU has it. It passed there on a
+//! 16-core Sapphire Rapids-class Xeon (KVM guest), with forward passes bit-identical to
+//! every other kernel's (`bench/results/2026-11-28-xeon-amx-2/`), so `amx` now ranks first
+//! (`super::NAMES`).
 
 use core::arch::x86_64::*;
 
@@ -231,6 +232,11 @@ fn linux_grants_tiles() -> bool {
     ret == 0
 }
 
+/// Whether AMX takes a product of `m` rows (the rest go to `vnni` whole).
+pub(super) fn takes_rows(m: usize) -> bool {
+    m >= MIN_TOKENS
+}
+
 /// Output columns per GEMM call (`super::Kernel::column_chunk`): whole blocks of 32, about
 /// 1 MiB of weights, since each call packs the activations once per K chunk.
 pub(super) fn column_chunk(k: usize) -> usize {
@@ -280,7 +286,7 @@ unsafe fn drive<T: Tiles>(
     c: *mut i32,
 ) {
     let nb = n / WB * WB;
-    if m < MIN_TOKENS || !k.is_multiple_of(64) || nb == 0 {
+    if !takes_rows(m) || !k.is_multiple_of(64) || nb == 0 {
         // SAFETY: the contract, passed on.
         return unsafe { rest(m, n, k, a, b, sums, c) };
     }

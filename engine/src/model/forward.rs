@@ -11,6 +11,7 @@ use crate::kernels::attention::QROWS;
 use crate::kernels::{self, attention, scalar};
 use crate::ops;
 use crate::par::{Chunks, Columns, ColumnsMut, ELEMENT_WORK, Par, Partition};
+use crate::profile::{self, Stage};
 
 /// The encoder's output (`last_hidden_state`), living in the caller's scratch, plus the
 /// scratch the heads still need.
@@ -88,12 +89,12 @@ impl Post<'_> {
     fn apply(&self, y: &mut [f32], r0: usize, n: usize) {
         match *self {
             Post::None => {}
-            Post::Act(act) => ops::activate(y, act),
-            Post::AddNorm(residual, norm, eps) => {
+            Post::Act(act) => profile::time(Stage::Activation, || ops::activate(y, act)),
+            Post::AddNorm(residual, norm, eps) => profile::time(Stage::Norm, || {
                 for (i, row) in y.chunks_exact_mut(n).enumerate() {
                     add_norm_row(row, Some(&residual[(r0 + i) * n..(r0 + i + 1) * n]), norm, eps);
                 }
-            }
+            }),
         }
     }
 }
@@ -165,12 +166,14 @@ fn linear_with(
             par.run(&cols, &|p| {
                 let mut yv = ys.take(p);
                 let js = yv.cols();
-                for r in 0..m {
-                    let xr = &x[r * k..(r + 1) * k];
-                    for (o, j) in yv.row(r).iter_mut().zip(js.clone()) {
-                        *o = scalar::dot_f32(xr, &w[j * k..(j + 1) * k]);
+                profile::time(Stage::Gemm, || {
+                    for r in 0..m {
+                        let xr = &x[r * k..(r + 1) * k];
+                        for (o, j) in yv.row(r).iter_mut().zip(js.clone()) {
+                            *o = scalar::dot_f32(xr, &w[j * k..(j + 1) * k]);
+                        }
                     }
-                }
+                });
                 epilogue(x, m, k, lin, &mut yv);
             });
         }
@@ -219,7 +222,7 @@ fn linear_with(
                     let xp = &x[r.start * k..r.end * k];
                     let (qs, qc, q8, q16) = qparts.take(p);
                     if !quantized {
-                        quantize_rows(xp, k, lin, asym, qs, qc, q8, q16);
+                        profile::time(Stage::Quantize, || quantize_rows(xp, k, lin, asym, qs, qc, q8, q16));
                     }
                     let (acc32, acc64) = accs.take(p);
                     let all = Columns::new(ys.take(p), mp, n, Partition::even(n, 1, 1), 1);
@@ -237,7 +240,9 @@ fn linear_with(
                 par.run(&rows, &|p| {
                     let r = rows.range(p);
                     let (qs, qc, q8, q16) = qparts.take(p);
-                    quantize_rows(&x[r.start * k..r.end * k], k, lin, asym, qs, qc, q8, q16);
+                    profile::time(Stage::Quantize, || {
+                        quantize_rows(&x[r.start * k..r.end * k], k, lin, asym, qs, qc, q8, q16)
+                    });
                 });
             }
             // The process's kernel (`kernels::selected`) over blocks of rows as large as
@@ -380,7 +385,7 @@ fn int8_part(
     let nc = js.len();
     let block = if act16 { acc64.len() } else { acc32.len() } / nc.max(1);
     let block = block.clamp(1, m.max(1));
-    let chunk = kern.column_chunk(k);
+    let chunk = kern.column_chunk(block, k);
     for r0 in (0..m).step_by(block) {
         let rows = block.min(m - r0);
         // Columns in chunks: each chunk's accumulators are finished while they are in L2.
@@ -389,12 +394,12 @@ fn int8_part(
             let (cw, cols) = (c1 - c0, js.start + c0..js.start + c1);
             let (wq, sc) = (&q[cols.start * k..cols.end * k], &scales[cols.clone()]);
             let a = r0 * k..(r0 + rows) * k;
-            match (act16, lin.weight_sum.map(|s| &s[cols.clone()])) {
+            profile::time(Stage::Gemm, || match (act16, lin.weight_sum.map(|s| &s[cols.clone()])) {
                 (true, None) => kern.gemm_i16_i8_i64(rows, cw, k, &qx16[a], wq, &mut acc64[..rows * cw]),
                 (true, Some(ws)) => kern.gemm_i16_i8_i64_sums(rows, cw, k, &qx16[a], wq, ws, &mut acc64[..rows * cw]),
                 (false, None) => kern.gemm_i8_i32(rows, cw, k, &qx[a], wq, &mut acc32[..rows * cw]),
                 (false, Some(ws)) => kern.gemm_i8_i32_sums(rows, cw, k, &qx[a], wq, ws, &mut acc32[..rows * cw]),
-            }
+            });
             kernels::vectorized(
                 #[inline(always)]
                 || {
@@ -431,14 +436,22 @@ fn int8_part(
                                 }
                             };
                         }
-                        if act16 {
-                            finish!(&acc64[at]);
-                        } else {
-                            finish!(&acc32[at]);
-                        }
+                        // Inlined into the vectorized region, or it would be built for the
+                        // baseline CPU.
+                        profile::time(
+                            Stage::Dequantize,
+                            #[inline(always)]
+                            || {
+                                if act16 {
+                                    finish!(&acc64[at]);
+                                } else {
+                                    finish!(&acc32[at]);
+                                }
+                            },
+                        );
                         // An activation is element-wise: finished with the chunk.
                         if let Post::Act(act) = post {
-                            ops::activate(out, act);
+                            profile::time(Stage::Activation, || ops::activate(out, act));
                         }
                     }
                 },
@@ -625,9 +638,11 @@ fn add_norm_rows(x: &mut [f32], residual: Option<&[f32]>, width: usize, norm: &N
     let xs = Chunks::new(x, rows, width);
     par.run(&rows, &|p| {
         let r0 = rows.range(p).start;
-        for (i, row) in xs.take(p).chunks_exact_mut(width).enumerate() {
-            add_norm_row(row, residual.map(|r| &r[(r0 + i) * width..(r0 + i + 1) * width]), norm, eps);
-        }
+        profile::time(Stage::Norm, || {
+            for (i, row) in xs.take(p).chunks_exact_mut(width).enumerate() {
+                add_norm_row(row, residual.map(|r| &r[(r0 + i) * width..(r0 + i + 1) * width]), norm, eps);
+            }
+        });
     });
 }
 
@@ -906,14 +921,16 @@ fn attention_heads(
                 // a few L1 sets: packed rows `d` apart stay in L1 across the query rows.
                 let keys = &k[base * h + col..];
                 let mask = inp.attention_mask.map(|m| &m[base..base + s]);
-                let (keys, stride) = if attention::reads_transposed_keys() {
-                    attention::transpose_keys(keys, h, s, d, kt);
-                    (keys, h)
-                } else {
-                    attention::pack_rows(keys, h, s, d, kt);
-                    (&kt[..], d)
-                };
-                attention::pack_rows(&v[base * h + col..], h, s, d, vp);
+                let transposed = attention::reads_transposed_keys();
+                profile::time(Stage::Scores, || {
+                    if transposed {
+                        attention::transpose_keys(keys, h, s, d, kt);
+                    } else {
+                        attention::pack_rows(keys, h, s, d, kt);
+                    }
+                    attention::pack_rows(&v[base * h + col..], h, s, d, vp);
+                });
+                let (keys, stride) = if transposed { (keys, h) } else { (&kt[..], d) };
                 let values = &vp[..];
                 // QROWS query rows at a time, sharing each key and value load.
                 for i in (0..queries).step_by(QROWS) {
@@ -921,9 +938,11 @@ fn attention_heads(
                     let qs: [&[f32]; QROWS] =
                         core::array::from_fn(|r| &q[row(bi, i + r.min(rows - 1)) * h + col..][..d]);
                     // transformers adds finfo(float32).min where the mask is 0.
-                    attention::scores_rows(&qs[..rows], keys, stride, kt, scale, mask, probs, s);
-                    probs[..rows * s].chunks_exact_mut(s).for_each(ops::softmax);
-                    attention::context_rows(probs, s, rows, values, d, out, d);
+                    profile::time(Stage::Scores, || {
+                        attention::scores_rows(&qs[..rows], keys, stride, kt, scale, mask, probs, s)
+                    });
+                    profile::time(Stage::Softmax, || probs[..rows * s].chunks_exact_mut(s).for_each(ops::softmax));
+                    profile::time(Stage::Context, || attention::context_rows(probs, s, rows, values, d, out, d));
                     for r in 0..rows {
                         ctx.row(row(bi, i + r))[col - first..][..d].copy_from_slice(&out[r * d..][..d]);
                     }
@@ -1041,7 +1060,7 @@ fn layer_forward<O: Observer>(
         obs.gemm(site(Gemm::Ffn), x.attn, x.ffn, t);
         let rows = par.partition(t, 1, c.intermediate_size as usize * ELEMENT_WORK);
         let ffn = Chunks::new(&mut *x.ffn, rows, c.intermediate_size as usize);
-        par.run(&rows, &|p| ops::activate(ffn.take(p), c.hidden_act));
+        par.run(&rows, &|p| profile::time(Stage::Activation, || ops::activate(ffn.take(p), c.hidden_act)));
         linear_rows(x.ffn, t, &l.ffn_output, hidden, work, par, Post::None);
         obs.gemm(site(Gemm::FfnOutput), x.ffn, hidden, t);
         add_norm_rows(hidden, Some(x.attn), h, &l.out_norm, eps, par);

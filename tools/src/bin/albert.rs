@@ -317,6 +317,11 @@ struct BenchArgs {
     /// fill-mask with one `[MASK]` there): the last layer for those tokens only.
     #[arg(long, value_delimiter = ',')]
     positions: Option<Vec<usize>>,
+    /// Also report milliseconds per pass in each stage of the encoder (GEMM, quantize,
+    /// dequantize, attention, ...). Needs a build with `--features profile`; counts the
+    /// time of every thread, so read it with `--threads 1`.
+    #[arg(long)]
+    profile: bool,
 }
 
 /// Peak resident memory of this process in bytes (Linux `VmHWM`), if known.
@@ -340,6 +345,11 @@ fn bench(args: &BenchArgs, started: std::time::Instant) -> Result<()> {
     let seq = args.seq;
     if args.batch == 0 || args.iters == 0 {
         bail!("--batch and --iters must be at least 1");
+    }
+    if args.profile && !albert_engine::profile::ENABLED {
+        bail!(
+            "--profile: this albert was built without the profile feature (cargo build --release -p albert-tools --features profile)"
+        );
     }
     // Deterministic in-vocabulary ids framed as [CLS] … [SEP].
     let mut ids = Vec::with_capacity(seq * args.batch);
@@ -370,6 +380,7 @@ fn bench(args: &BenchArgs, started: std::time::Instant) -> Result<()> {
         pass(&mut scratch)?;
     }
     let mut ms = Vec::with_capacity(args.iters);
+    albert_engine::profile::reset();
     for _ in 0..args.iters {
         let t = Instant::now();
         pass(&mut scratch)?;
@@ -379,6 +390,19 @@ fn bench(args: &BenchArgs, started: std::time::Instant) -> Result<()> {
     let pct = |p: f64| ms[((p / 100.0) * (ms.len() - 1) as f64).round() as usize];
     let mean = ms.iter().sum::<f64>() / ms.len() as f64;
     let seqs_per_s = args.batch as f64 / (mean / 1e3);
+    // Each stage's mean milliseconds per pass; "other" is the rest of the mean pass
+    // (embeddings, copies, waiting for threads; negative with several threads).
+    let profile = args.profile.then(|| {
+        let mut stages = serde_json::Map::new();
+        let mut counted = 0.0;
+        for (stage, nanos, _) in albert_engine::profile::snapshot() {
+            let per_pass = nanos as f64 / 1e6 / args.iters as f64;
+            counted += per_pass;
+            stages.insert(stage.name().into(), per_pass.into());
+        }
+        stages.insert("other".into(), (mean - counted).into());
+        stages
+    });
     let out = serde_json::json!({
         "model": args.model, "seq": seq, "batch": args.batch, "iters": args.iters, "threads": model.threads(),
         "kernel": albert_engine::kernels::selected().ok().map(|k| k.name()),
@@ -387,6 +411,7 @@ fn bench(args: &BenchArgs, started: std::time::Instant) -> Result<()> {
         "sequences_per_s": seqs_per_s, "tokens_per_s": seqs_per_s * seq as f64,
         "peak_rss_bytes": peak_rss_bytes(), "scratch_bytes": scratch.len(), "blob_bytes": model.blob().bytes().len(),
         "ready_ms": ready_ms, "pooled": args.pooled, "positions": args.positions,
+        "profile_ms": profile,
     });
     if args.json {
         println!("{out}");
