@@ -274,26 +274,32 @@ pub(super) unsafe fn range(x: &[f32], mul: Option<&[f32]>) -> (f32, f32) {
     }
 }
 
-/// `super::quantize8` on one ymm: `round((v − c)·inv)` half away from zero, clamped to
+/// `super::quantize8` on `N` ymm: `round((v − c)·inv)` half away from zero, clamped to
 /// `±max`, NaN to 0.
 #[inline(always)]
-unsafe fn quantize8(v: __m256, c: __m256, inv: __m256, max: __m256) -> __m256i {
+unsafe fn quantize8<const N: usize>(v: V<N>, c: __m256, inv: __m256, max: __m256) -> [__m256i; N] {
     // SAFETY: AVX2 present (callers' contract).
     unsafe {
         let sign = _mm256_set1_epi32(i32::MIN);
-        let y = _mm256_mul_ps(_mm256_sub_ps(v, c), inv);
-        let y = select(_mm256_cmp_ps::<_CMP_EQ_OQ>(y, y), y, splat(0.0));
         let neg_max = _mm256_castsi256_ps(_mm256_xor_si256(_mm256_castps_si256(max), sign));
-        let y = _mm256_min_ps(_mm256_max_ps(y, neg_max), max);
-        let a = abs(y);
-        let r = _mm256_sub_ps(_mm256_add_ps(a, splat(ROUND)), splat(ROUND));
-        let up = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_sub_ps(a, r), splat(0.5));
-        let r = _mm256_add_ps(r, select(up, splat(1.0), splat(0.0)));
-        let signed = _mm256_or_si256(
-            _mm256_andnot_si256(sign, _mm256_castps_si256(r)),
-            _mm256_and_si256(sign, _mm256_castps_si256(y)),
-        );
-        _mm256_cvtps_epi32(_mm256_castsi256_ps(signed))
+        let y: V<N> = each!(N, |i| _mm256_mul_ps(_mm256_sub_ps(v[i], c), inv));
+        let y: V<N> = each!(N, |i| select(_mm256_cmp_ps::<_CMP_EQ_OQ>(y[i], y[i]), y[i], splat(0.0)));
+        let y: V<N> = each!(N, |i| _mm256_min_ps(_mm256_max_ps(y[i], neg_max), max));
+        let a: V<N> = each!(N, |i| abs(y[i]));
+        let r: V<N> = each!(N, |i| _mm256_sub_ps(_mm256_add_ps(a[i], splat(ROUND)), splat(ROUND)));
+        let r: V<N> = each!(N, |i| {
+            let up = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_sub_ps(a[i], r[i]), splat(0.5));
+            _mm256_add_ps(r[i], select(up, splat(1.0), splat(0.0)))
+        });
+        let mut out = [_mm256_setzero_si256(); N];
+        for i in 0..N {
+            let signed = _mm256_or_si256(
+                _mm256_andnot_si256(sign, _mm256_castps_si256(r[i])),
+                _mm256_and_si256(sign, _mm256_castps_si256(y[i])),
+            );
+            out[i] = _mm256_cvtps_epi32(_mm256_castsi256_ps(signed));
+        }
+        out
     }
 }
 
@@ -351,9 +357,16 @@ pub(super) unsafe fn quantize_into<T: Store8 + super::Quant>(
     // within `x`, `mul` and `q` (all `n` long).
     unsafe {
         let mut i = 0;
+        while i + BY * L <= full {
+            let v: V<BY> = each!(BY, |u| load_mul(x, m, i + L * u));
+            for (u, &y) in quantize8(v, c8, inv8, max8).iter().enumerate() {
+                T::store8(q.as_mut_ptr().add(i + L * u), y);
+            }
+            i += BY * L;
+        }
         while i < full {
             let v = load_mul(x, m, i);
-            T::store8(q.as_mut_ptr().add(i), quantize8(v, c8, inv8, max8));
+            T::store8(q.as_mut_ptr().add(i), quantize8([v], c8, inv8, max8)[0]);
             i += L;
         }
     }
