@@ -73,8 +73,8 @@ for s in "32 3072 768" "128 3072 768" "128 768 3072"; do timeout 30 $X/gemm_cold
 step ORT against albert, one thread, three rounds
 timeout 200 python3 bench/compare_ort.py --prebuilt --workdir .dev/cmp --target-dir .dev/tgt --seqs 8,32,128 \
   --rounds 3 --iters 30 2>&1 | grep -v '^{'
-step ORT against albert with ALBERT_KERNEL=amx
-ALBERT_KERNEL=amx timeout 200 python3 bench/compare_ort.py --prebuilt --workdir .dev/cmp --target-dir .dev/tgt \
+step ORT against albert with ALBERT_KERNEL=vnni, the default before amx
+ALBERT_KERNEL=vnni timeout 200 python3 bench/compare_ort.py --prebuilt --workdir .dev/cmp --target-dir .dev/tgt \
   --seqs 8,32,128 --rounds 3 --iters 30 2>&1 | grep -v '^{'
 step thread pool: the cost of one parallel loop, pool_overhead
 timeout 60 $X/pool_overhead 1 2 4 8 16
@@ -83,7 +83,7 @@ for th in 1 2 4 8 16; do for s in 8 32 128; do
   echo "threads $th seq $s: $($T/albert bench --model $M --seq $s --threads $th --iters 40 --warmup 3 --json | short)"
 done; done
 for s in 8 32 128; do
-  echo "amx forced, threads 1 seq $s: $(ALBERT_KERNEL=amx $T/albert bench --model $M --seq $s --threads 1 --iters 30 --warmup 3 --json | short)"
+  echo "vnni forced, threads 1 seq $s: $(ALBERT_KERNEL=vnni $T/albert bench --model $M --seq $s --threads 1 --iters 30 --warmup 3 --json | short)"
   echo "avxvnni forced, threads 1 seq $s: $(ALBERT_KERNEL=avxvnni $T/albert bench --model $M --seq $s --threads 1 --iters 30 --warmup 3 --json | short)"
   echo "avx2 forced, threads 1 seq $s: $(ALBERT_KERNEL=avx2 $T/albert bench --model $M --seq $s --threads 1 --iters 30 --warmup 3 --json | short)"
 done
