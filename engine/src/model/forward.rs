@@ -174,22 +174,24 @@ fn linear_with(
                         }
                     }
                 });
-                epilogue(x, m, k, lin, &mut yv);
+                profile::time(Stage::Dequantize, || epilogue(x, m, k, lin, &mut yv));
             });
         }
         Matrix::F16(_) => {
             // Convert one weight row at a time (into the one `wrow`), then use it for every
             // token: serial, this is the reference path for f16 blobs.
             let wrow = &mut work.wrow[..k];
-            for j in 0..n {
-                lin.w.row_into(j, wrow);
-                for r in 0..m {
-                    y[r * n + j] = scalar::dot_f32(&x[r * k..(r + 1) * k], wrow);
+            profile::time(Stage::Gemm, || {
+                for j in 0..n {
+                    lin.w.row_into(j, wrow);
+                    for r in 0..m {
+                        y[r * n + j] = scalar::dot_f32(&x[r * k..(r + 1) * k], wrow);
+                    }
                 }
-            }
+            });
             let one = Partition::even(n, 1, 1);
             let ys = Columns::new(y, m, n, one, 1);
-            epilogue(x, m, k, lin, &mut ys.take(0));
+            profile::time(Stage::Dequantize, || epilogue(x, m, k, lin, &mut ys.take(0)));
         }
         Matrix::I8 { q, scales, act16 } => {
             let asym = lin.row_sum.is_some();
