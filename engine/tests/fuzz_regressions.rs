@@ -36,3 +36,35 @@ fn trie_leaf_with_a_wild_first_child_index() {
         let _ = tok.encode_bytes(text.as_bytes(), None, &EncodeOptions::default(), &mut ws, &mut out);
     }
 }
+
+/// `spiece` target, 2026-11-28: a `spiece.model` whose trainer spec says `unk_id: -1`
+/// (read as u32::MAX, the section's "none") packed into a sentencepiece-mode section; the
+/// engine then emitted id 4294967295 for unknown text, outside the vocabulary. Here the
+/// fixture's sentencepiece section with its unknown id removed: text that needs the
+/// unknown piece must be an error, everything else ids inside the vocabulary.
+#[test]
+fn sentencepiece_mode_without_an_unknown_piece_never_emits_an_outside_id() {
+    let mut section = common::TOKENIZER_SP.to_vec();
+    section[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+    let tok = Tokenizer::from_section(&section).expect("a section without an unknown piece loads");
+    let n = 64;
+    let (mut chars, mut chars2) = (vec![NChar::EMPTY; n], vec![NChar::EMPTY; n]);
+    let mut bytes_ws = vec![0u8; 4 * n];
+    let mut lattice = vec![Node::EMPTY; 4 * n + 1];
+    let mut ws = Workspace { chars: &mut chars, chars2: &mut chars2, bytes: &mut bytes_ws, lattice: &mut lattice };
+    let (mut ids, mut type_ids, mut mask, mut offsets) =
+        (vec![0u32; 64], vec![0u32; 64], vec![0u32; 64], vec![[0u32; 2]; 64]);
+    let mut errors = 0;
+    for text in ["Hello world", "東京 ☃", "<unk> x", "12,345, 6,", "a"] {
+        let mut out =
+            Encoding { ids: &mut ids, type_ids: &mut type_ids, attention_mask: &mut mask, offsets: &mut offsets };
+        match tok.encode_bytes(text.as_bytes(), None, &EncodeOptions::default(), &mut ws, &mut out) {
+            Ok(k) => assert!(ids[..k].iter().all(|&id| id < tok.vocab_size()), "{text:?}: {:?}", &ids[..k]),
+            Err(e) => {
+                assert!(e.to_string().contains("unk_id"), "{text:?}: {e}");
+                errors += 1;
+            }
+        }
+    }
+    assert!(errors > 0, "no text needed the unknown piece: the test checks nothing");
+}

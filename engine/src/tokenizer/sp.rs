@@ -62,13 +62,28 @@ impl<'a> Tokenizer<'a> {
     }
 
     /// SentencePiece's `PieceToId`: any piece (control ones included), else the unknown id.
-    fn sp_piece_to_id(&self, piece: &[u8]) -> u32 {
+    fn sp_piece_to_id(&self, piece: &[u8]) -> Result<u32, Error> {
         if let Some(id) = self.trie_lookup(piece) {
-            return id;
+            return Ok(id);
         }
-        (0..self.s.vocab_size)
-            .find(|&i| self.s.piece(i).is_some_and(|p| p.as_bytes() == piece))
-            .unwrap_or(self.s.unk_id)
+        match (0..self.s.vocab_size).find(|&i| self.s.piece(i).is_some_and(|p| p.as_bytes() == piece)) {
+            Some(id) => Ok(id),
+            None => self.unk(),
+        }
+    }
+
+    /// The unknown piece's id; an error for a tokenizer without one (`unk_id` none), where
+    /// the text needs it: never an id outside the vocabulary.
+    fn unk(&self) -> Result<u32, Error> {
+        if self.s.unk_id == NONE {
+            return Err(Error::BadTokenizer {
+                field: "unk_id",
+                offset: 20,
+                value: NONE as u64,
+                expected: "an unknown piece (a piece of the text is unknown)",
+            });
+        }
+        Ok(self.s.unk_id)
     }
 
     pub(super) fn tokens_sp(&self, text: &str, ws: &mut Workspace<'_>, sink: Sink<'_>) -> Result<(), Error> {
@@ -188,7 +203,7 @@ impl<'a> Tokenizer<'a> {
                 while e < len && lattice[lattice[e].next as usize].id == id {
                     e = lattice[e].next as usize;
                 }
-                id = self.s.unk_id;
+                id = self.unk()?;
             }
             let piece = &pieces[s..e];
             if !self.emit_sp(piece, id, sink)? {
@@ -231,12 +246,12 @@ impl<'a> Tokenizer<'a> {
                 while e < len && lat[lat[e].next as usize].id == id {
                     e = lat[e].next as usize;
                 }
-                id = self.s.unk_id;
+                id = self.unk()?;
             }
             let mut p = &out[s..e];
             if first && !starts_with_space && p.starts_with("\u{2581}".as_bytes()) {
                 p = &p[3..];
-                id = if p.is_empty() { NONE } else { self.sp_piece_to_id(p) };
+                id = if p.is_empty() { NONE } else { self.sp_piece_to_id(p)? };
             }
             first = false;
             if id != NONE && !sink(Token { id, start: 0, end: 0 }) {
@@ -244,7 +259,7 @@ impl<'a> Tokenizer<'a> {
             }
             s = e;
         }
-        Ok(sink(Token { id: self.sp_piece_to_id(b","), start: 0, end: 0 }))
+        Ok(sink(Token { id: self.sp_piece_to_id(b",")?, start: 0, end: 0 }))
     }
 
     /// SentencePiece's `Normalizer::Normalize` (dummy prefix, whitespace removal, escape).
@@ -383,10 +398,11 @@ impl<'a> Tokenizer<'a> {
                 }
             }
             if !single {
+                let unk = self.unk()?;
                 let cand = (unk_score + here) as f64;
                 let t = &mut lattice[p + mblen];
                 if t.from == NONE || cand > t.score {
-                    *t = Node { score: cand, from: p as u32, id: self.s.unk_id, ..*t };
+                    *t = Node { score: cand, from: p as u32, id: unk, ..*t };
                 }
             }
             p += mblen;

@@ -165,7 +165,16 @@ pub fn from_tokenizer_json(v: &Value) -> Result<TokenizerSpec> {
             Ok((piece.to_string(), score))
         })
         .collect::<Result<_>>()?;
-    let unk_id = model.get("unk_id").and_then(Value::as_u64).map(|u| u as u32);
+    // `null` (or absent): no unknown piece; anything else must be one of the pieces.
+    let unk_id = match model.get("unk_id") {
+        None | Some(Value::Null) => None,
+        Some(u) => Some(
+            u.as_u64()
+                .and_then(|u| u32::try_from(u).ok())
+                .filter(|&u| (u as usize) < vocab.len())
+                .ok_or_else(|| anyhow!("model.unk_id {u} is not a piece id ({} pieces)", vocab.len()))?,
+        ),
+    };
     let mut added = Vec::new();
     for t in v.get("added_tokens").and_then(Value::as_array).into_iter().flatten() {
         let b = |k: &str| t.get(k).and_then(Value::as_bool).unwrap_or(false);
@@ -459,7 +468,8 @@ pub fn parse_spiece(b: &[u8]) -> Result<SpModel> {
             2 => fields(p, |n, _, v, _| {
                 match n {
                     3 => model_type = v,
-                    40 => m.unk_id = v as u32,
+                    // An int32: -1 (all ones) or past u32 stays out of range, never wraps.
+                    40 => m.unk_id = u32::try_from(v).unwrap_or(u32::MAX),
                     35 if v != 0 => bail!("byte_fallback models are not supported"),
                     _ => {}
                 }
@@ -483,6 +493,11 @@ pub fn parse_spiece(b: &[u8]) -> Result<SpModel> {
     }
     if m.pieces.is_empty() {
         bail!("no pieces");
+    }
+    // SentencePiece needs its unknown piece (`unk_id: -1` reads as 4294967295 here); an id
+    // outside the pieces would reach the engine as "no unknown piece" at best.
+    if m.unk_id as usize >= m.pieces.len() {
+        bail!("unk_id {} is not a piece id (the model has {} pieces)", m.unk_id, m.pieces.len());
     }
     Ok(m)
 }

@@ -55,6 +55,50 @@ fn spiece_lengths_beyond_the_file_are_refused() {
     assert!(tk::parse_spiece(&[0x0f]).is_err());
 }
 
+/// The `spiece` fuzz target's 2026-11-28 finding: a trainer spec with `unk_id: -1` (or
+/// any id past the pieces) packed into a tokenizer that emitted id 4294967295.
+#[test]
+fn spiece_unknown_id_outside_the_pieces_is_refused() {
+    // Two pieces (field 1: piece string, field 3: type), then the trainer spec (field 2)
+    // with model_type 1 (field 3) and unk_id (field 40, a varint) as given.
+    let model = |unk: &[u8]| {
+        let mut b = Vec::new();
+        for piece in [&b"<unk>"[..], b"a"] {
+            let mut p = vec![0x0a, piece.len() as u8];
+            p.extend_from_slice(piece);
+            p.extend_from_slice(&[0x18, 1]);
+            b.push(0x0a);
+            b.push(p.len() as u8);
+            b.extend_from_slice(&p);
+        }
+        let mut spec = vec![0x18, 1, 0xc0, 0x02];
+        spec.extend_from_slice(unk);
+        b.push(0x12);
+        b.push(spec.len() as u8);
+        b.extend_from_slice(&spec);
+        b
+    };
+    assert_eq!(tk::parse_spiece(&model(&[0])).expect("unk_id 0 is the first piece").unk_id, 0);
+    // -1 as protobuf writes an int32: ten bytes of sign-extended varint.
+    let minus_one = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+    for unk in [&minus_one[..], &[2]] {
+        let e = err_text(tk::parse_spiece(&model(unk)));
+        assert!(e.contains("unk_id") && e.contains("2 pieces"), "{e}");
+    }
+}
+
+/// The same for `tokenizer.json`: `model.unk_id` past the vocabulary, negative or past u32
+/// is refused (it was truncated to u32 before); `null` means no unknown piece.
+#[test]
+fn tokenizer_json_unknown_id_outside_the_vocabulary_is_refused() {
+    for unk in ["2", "-1", "4294967296", "\"1\""] {
+        let json =
+            format!(r#"{{"model": {{"type": "Unigram", "vocab": [["<unk>", 0.0], ["a", -1.0]], "unk_id": {unk}}}}}"#);
+        let e = err_text(tk::from_tokenizer_json_bytes(json.as_bytes()));
+        assert!(e.contains("unk_id"), "{unk}: {e}");
+    }
+}
+
 #[test]
 fn tokenizer_json_that_is_not_albert_is_refused() {
     for text in [&b""[..], b"[]", b"{\"model\": 5}", b"{\"model\": {\"type\": \"BPE\"}}", b"\xff\xfe"] {
