@@ -74,11 +74,14 @@ impl Stage {
 /// Whether this build counts (the `profile` feature).
 pub const ENABLED: bool = cfg!(feature = "profile");
 
+/// How many stages there are.
+const STAGES: usize = Stage::ALL.len();
+
 #[cfg(feature = "profile")]
 mod counters {
     use core::sync::atomic::AtomicU64;
-    pub(super) static NANOS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
-    pub(super) static CALLS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+    pub(super) static NANOS: [AtomicU64; super::STAGES] = [const { AtomicU64::new(0) }; super::STAGES];
+    pub(super) static CALLS: [AtomicU64; super::STAGES] = [const { AtomicU64::new(0) }; super::STAGES];
 }
 
 /// Runs `f`, adding its wall time to `stage`'s counter (with the `profile` feature).
@@ -103,7 +106,7 @@ pub(crate) fn time<R>(stage: Stage, f: impl FnOnce() -> R) -> R {
 
 /// Each stage's total nanoseconds and timed calls since the last [`reset`] (zeros without
 /// the `profile` feature).
-pub fn snapshot() -> [(Stage, u64, u64); 8] {
+pub fn snapshot() -> [(Stage, u64, u64); STAGES] {
     core::array::from_fn(|i| {
         let s = Stage::ALL[i];
         #[cfg(feature = "profile")]

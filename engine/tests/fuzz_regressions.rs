@@ -6,8 +6,28 @@ mod common;
 
 use albert_engine::format::{self, CHECKSUM_OFFSET};
 use albert_engine::tokenizer::{EncodeOptions, Encoding, NChar, Node, Workspace};
-use albert_engine::{Model, Tokenizer};
+use albert_engine::{Error, Model, Tokenizer};
 use common::aligned;
+
+/// Encodes each text alone with fresh 64-slot buffers: the ids, or the error.
+fn encode_each(tok: &Tokenizer<'_>, texts: &[&str]) -> Vec<Result<Vec<u32>, Error>> {
+    let n = 64;
+    let (mut chars, mut chars2) = (vec![NChar::EMPTY; n], vec![NChar::EMPTY; n]);
+    let mut bytes = vec![0u8; 4 * n];
+    let mut lattice = vec![Node::EMPTY; 4 * n + 1];
+    let mut ws = Workspace { chars: &mut chars, chars2: &mut chars2, bytes: &mut bytes, lattice: &mut lattice };
+    let (mut ids, mut type_ids, mut mask, mut offsets) =
+        (vec![0u32; 64], vec![0u32; 64], vec![0u32; 64], vec![[0u32; 2]; 64]);
+    texts
+        .iter()
+        .map(|text| {
+            let mut out =
+                Encoding { ids: &mut ids, type_ids: &mut type_ids, attention_mask: &mut mask, offsets: &mut offsets };
+            let k = tok.encode_bytes(text.as_bytes(), None, &EncodeOptions::default(), &mut ws, &mut out)?;
+            Ok(ids[..k].to_vec())
+        })
+        .collect()
+}
 
 /// `blob` target, 2026-11-26: a re-sealed blob whose tokenizer trie has a leaf (no
 /// children) with a `first` index far past the node table. Validation accepts leaves
@@ -24,17 +44,7 @@ fn trie_leaf_with_a_wild_first_child_index() {
     let a = aligned(&bytes);
     let m = Model::from_bytes(&bytemuck::cast_slice(&a)[..bytes.len()]).expect("the re-sealed blob is valid");
     let tok = Tokenizer::from_section(m.blob().tokenizer_section().expect("has a tokenizer")).expect("section valid");
-    let n = 64;
-    let (mut chars, mut chars2) = (vec![NChar::EMPTY; n], vec![NChar::EMPTY; n]);
-    let mut bytes_ws = vec![0u8; 4 * n];
-    let mut lattice = vec![Node::EMPTY; 4 * n + 1];
-    let mut ws = Workspace { chars: &mut chars, chars2: &mut chars2, bytes: &mut bytes_ws, lattice: &mut lattice };
-    let (mut ids, mut type_ids, mut mask, mut offsets) =
-        (vec![0u32; 64], vec![0u32; 64], vec![0u32; 64], vec![[0u32; 2]; 64]);
-    let mut out = Encoding { ids: &mut ids, type_ids: &mut type_ids, attention_mask: &mut mask, offsets: &mut offsets };
-    for text in ["Hello world", "The quick brown fox.", "a", "ÀÉÎ õü — 東京"] {
-        let _ = tok.encode_bytes(text.as_bytes(), None, &EncodeOptions::default(), &mut ws, &mut out);
-    }
+    let _ = encode_each(&tok, &["Hello world", "The quick brown fox.", "a", "ÀÉÎ õü — 東京"]);
 }
 
 /// `spiece` target, 2026-11-28: a `spiece.model` whose trainer spec says `unk_id: -1`
@@ -47,19 +57,11 @@ fn sentencepiece_mode_without_an_unknown_piece_never_emits_an_outside_id() {
     let mut section = common::TOKENIZER_SP.to_vec();
     section[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
     let tok = Tokenizer::from_section(&section).expect("a section without an unknown piece loads");
-    let n = 64;
-    let (mut chars, mut chars2) = (vec![NChar::EMPTY; n], vec![NChar::EMPTY; n]);
-    let mut bytes_ws = vec![0u8; 4 * n];
-    let mut lattice = vec![Node::EMPTY; 4 * n + 1];
-    let mut ws = Workspace { chars: &mut chars, chars2: &mut chars2, bytes: &mut bytes_ws, lattice: &mut lattice };
-    let (mut ids, mut type_ids, mut mask, mut offsets) =
-        (vec![0u32; 64], vec![0u32; 64], vec![0u32; 64], vec![[0u32; 2]; 64]);
+    let texts = ["Hello world", "東京 ☃", "<unk> x", "12,345, 6,", "a"];
     let mut errors = 0;
-    for text in ["Hello world", "東京 ☃", "<unk> x", "12,345, 6,", "a"] {
-        let mut out =
-            Encoding { ids: &mut ids, type_ids: &mut type_ids, attention_mask: &mut mask, offsets: &mut offsets };
-        match tok.encode_bytes(text.as_bytes(), None, &EncodeOptions::default(), &mut ws, &mut out) {
-            Ok(k) => assert!(ids[..k].iter().all(|&id| id < tok.vocab_size()), "{text:?}: {:?}", &ids[..k]),
+    for (text, got) in texts.iter().zip(encode_each(&tok, &texts)) {
+        match got {
+            Ok(ids) => assert!(ids.iter().all(|&id| id < tok.vocab_size()), "{text:?}: {ids:?}"),
             Err(e) => {
                 assert!(e.to_string().contains("unk_id"), "{text:?}: {e}");
                 errors += 1;

@@ -249,6 +249,20 @@ impl<'a> Tokenizer<'a> {
         labels.binary_search(&b).ok().map(|k| first + k)
     }
 
+    /// The unknown piece's id, for text that needs it (both modes); an error for a
+    /// tokenizer without one (`unk_id` none), never an id outside the vocabulary.
+    fn unk(&self) -> Result<u32, Error> {
+        if self.s.unk_id == NONE {
+            return Err(Error::BadTokenizer {
+                field: "unk_id",
+                offset: 20,
+                value: NONE as u64,
+                expected: "an unknown piece (a character of the text has no piece)",
+            });
+        }
+        Ok(self.s.unk_id)
+    }
+
     fn trie_lookup(&self, key: &[u8]) -> Option<u32> {
         let mut n = 0usize;
         for &b in key {
@@ -597,18 +611,11 @@ impl<'a> Tokenizer<'a> {
                 }
             }
             if !single {
-                if self.s.unk_id == NONE {
-                    return Err(Error::BadTokenizer {
-                        field: "unk_id",
-                        offset: 20,
-                        value: NONE as u64,
-                        expected: "an unknown piece (a character of the text has no piece)",
-                    });
-                }
+                let unk = self.unk()?;
                 let cand = unk_score + here;
                 let t = &mut lattice[p + mblen];
                 if t.from == NONE || cand > t.score {
-                    *t = Node { score: cand, from: p as u32, id: self.s.unk_id, ..*t };
+                    *t = Node { score: cand, from: p as u32, id: unk, ..*t };
                 }
             }
             p += mblen;

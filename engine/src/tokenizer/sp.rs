@@ -72,20 +72,6 @@ impl<'a> Tokenizer<'a> {
         }
     }
 
-    /// The unknown piece's id; an error for a tokenizer without one (`unk_id` none), where
-    /// the text needs it: never an id outside the vocabulary.
-    fn unk(&self) -> Result<u32, Error> {
-        if self.s.unk_id == NONE {
-            return Err(Error::BadTokenizer {
-                field: "unk_id",
-                offset: 20,
-                value: NONE as u64,
-                expected: "an unknown piece (a piece of the text is unknown)",
-            });
-        }
-        Ok(self.s.unk_id)
-    }
-
     pub(super) fn tokens_sp(&self, text: &str, ws: &mut Workspace<'_>, sink: Sink<'_>) -> Result<(), Error> {
         let Workspace { chars, chars2, bytes, lattice } = ws;
         let (cur, other): (&mut [NChar], &mut [NChar]) = (&mut **chars, &mut **chars2);
