@@ -15,7 +15,11 @@
 //!   4-K step, `vpmaddubsw` + `vpmaddwd` (ones) + `vpaddd` (it saturates: timing only);
 //! - `i16 broadcast (exact)`: the same broadcast shape on i16, exact: 6 rows' two i16
 //!   activations broadcast against 16 columns × 2 K of packed i16 weights, `vpmaddwd` +
-//!   `vpaddd` per product vector.
+//!   `vpaddd` per product vector;
+//! - `7-bit dot 3x3` and `4x2`: the exact `vpmaddubsw` form for 7-bit activations (biased
+//!   to `[0, 127]`, as the `avx2` kernel takes `quantize --act7` rows; `avx2_a7.rs`), 3 or
+//!   4 activation rows in registers against 3 or 2 weight rows from memory per 32-K step,
+//!   `vpmaddubsw` + `vpmaddwd` (ones) + `vpaddd` per pair.
 //!
 //! `cargo run --release -p albert-engine --example avx2_mix` (x86_64 with AVX2).
 
@@ -361,6 +365,94 @@ mod mix {
             }
         })
     }
+
+    /// 7-bit activations (u8 ≤ 127, exact): 3 rows × 3 weight rows per 32-K step, dot form.
+    pub fn dot7_3x3(k: usize, cols: usize) -> f64 {
+        let mem = Mem::new(3 * k + 64 + cols * k);
+        let pa = mem.at(0);
+        let wb = mem.at(3 * k + 64);
+        sweep(4_000_000, (k, 32), (cols, 3), 288.0, |j, p| {
+            // SAFETY: AVX2 checked by `main`; 32 bytes at a_i + p and b_j + p, inside `mem`.
+            unsafe {
+                asm!(
+                            "vmovdqa ymm9, ymmword ptr [{a0} + {p}]",
+                            "vmovdqa ymm10, ymmword ptr [{a1} + {p}]",
+                            "vmovdqa ymm11, ymmword ptr [{a2} + {p}]",
+                            "vpmaddubsw ymm12, ymm9, ymmword ptr [{b0} + {p}]",
+                            "vpmaddwd ymm12, ymm12, ymm15",
+                            "vpaddd ymm0, ymm0, ymm12",
+                            "vpmaddubsw ymm13, ymm10, ymmword ptr [{b0} + {p}]",
+                            "vpmaddwd ymm13, ymm13, ymm15",
+                            "vpaddd ymm3, ymm3, ymm13",
+                            "vpmaddubsw ymm14, ymm11, ymmword ptr [{b0} + {p}]",
+                            "vpmaddwd ymm14, ymm14, ymm15",
+                            "vpaddd ymm6, ymm6, ymm14",
+                            "vpmaddubsw ymm12, ymm9, ymmword ptr [{b1} + {p}]",
+                            "vpmaddwd ymm12, ymm12, ymm15",
+                            "vpaddd ymm1, ymm1, ymm12",
+                            "vpmaddubsw ymm13, ymm10, ymmword ptr [{b1} + {p}]",
+                            "vpmaddwd ymm13, ymm13, ymm15",
+                            "vpaddd ymm4, ymm4, ymm13",
+                            "vpmaddubsw ymm14, ymm11, ymmword ptr [{b1} + {p}]",
+                            "vpmaddwd ymm14, ymm14, ymm15",
+                            "vpaddd ymm7, ymm7, ymm14",
+                            "vpmaddubsw ymm12, ymm9, ymmword ptr [{b2} + {p}]",
+                            "vpmaddwd ymm12, ymm12, ymm15",
+                            "vpaddd ymm2, ymm2, ymm12",
+                            "vpmaddubsw ymm13, ymm10, ymmword ptr [{b2} + {p}]",
+                            "vpmaddwd ymm13, ymm13, ymm15",
+                            "vpaddd ymm5, ymm5, ymm13",
+                            "vpmaddubsw ymm14, ymm11, ymmword ptr [{b2} + {p}]",
+                            "vpmaddwd ymm14, ymm14, ymm15",
+                            "vpaddd ymm8, ymm8, ymm14",
+                    a0 = in(reg) pa, a1 = in(reg) pa.add(k), a2 = in(reg) pa.add(2 * k), b0 = in(reg) wb.add(j * k), b1 = in(reg) wb.add((j + 1) * k), b2 = in(reg) wb.add((j + 2) * k), p = in(reg) p,
+                    out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _, options(nostack, readonly));
+            }
+        })
+    }
+
+    /// 7-bit activations, 4 rows × 2 weight rows per 32-K step, dot form.
+    pub fn dot7_4x2(k: usize, cols: usize) -> f64 {
+        let mem = Mem::new(4 * k + 64 + cols * k);
+        let pa = mem.at(0);
+        let wb = mem.at(4 * k + 64);
+        sweep(4_000_000, (k, 32), (cols, 2), 256.0, |j, p| {
+            // SAFETY: AVX2 checked by `main`; 32 bytes at a_i + p and b_j + p, inside `mem`.
+            unsafe {
+                asm!(
+                            "vmovdqa ymm8, ymmword ptr [{a0} + {p}]",
+                            "vmovdqa ymm9, ymmword ptr [{a1} + {p}]",
+                            "vmovdqa ymm10, ymmword ptr [{a2} + {p}]",
+                            "vmovdqa ymm11, ymmword ptr [{a3} + {p}]",
+                            "vpmaddubsw ymm12, ymm8, ymmword ptr [{b0} + {p}]",
+                            "vpmaddwd ymm12, ymm12, ymm15",
+                            "vpaddd ymm0, ymm0, ymm12",
+                            "vpmaddubsw ymm13, ymm9, ymmword ptr [{b0} + {p}]",
+                            "vpmaddwd ymm13, ymm13, ymm15",
+                            "vpaddd ymm2, ymm2, ymm13",
+                            "vpmaddubsw ymm14, ymm10, ymmword ptr [{b0} + {p}]",
+                            "vpmaddwd ymm14, ymm14, ymm15",
+                            "vpaddd ymm4, ymm4, ymm14",
+                            "vpmaddubsw ymm12, ymm11, ymmword ptr [{b0} + {p}]",
+                            "vpmaddwd ymm12, ymm12, ymm15",
+                            "vpaddd ymm6, ymm6, ymm12",
+                            "vpmaddubsw ymm13, ymm8, ymmword ptr [{b1} + {p}]",
+                            "vpmaddwd ymm13, ymm13, ymm15",
+                            "vpaddd ymm1, ymm1, ymm13",
+                            "vpmaddubsw ymm14, ymm9, ymmword ptr [{b1} + {p}]",
+                            "vpmaddwd ymm14, ymm14, ymm15",
+                            "vpaddd ymm3, ymm3, ymm14",
+                            "vpmaddubsw ymm12, ymm10, ymmword ptr [{b1} + {p}]",
+                            "vpmaddwd ymm12, ymm12, ymm15",
+                            "vpaddd ymm5, ymm5, ymm12",
+                            "vpmaddubsw ymm13, ymm11, ymmword ptr [{b1} + {p}]",
+                            "vpmaddwd ymm13, ymm13, ymm15",
+                            "vpaddd ymm7, ymm7, ymm13",
+                    a0 = in(reg) pa, a1 = in(reg) pa.add(k), a2 = in(reg) pa.add(2 * k), a3 = in(reg) pa.add(3 * k), b0 = in(reg) wb.add(j * k), b1 = in(reg) wb.add((j + 1) * k), p = in(reg) p,
+                    out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _, options(nostack, readonly));
+            }
+        })
+    }
 }
 
 /// A named loop that returns its Gelem/s.
@@ -370,7 +462,7 @@ type Loop = (&'static str, fn() -> f64);
 #[cfg(target_arch = "x86_64")]
 fn main() {
     assert!(std::is_x86_feature_detected!("avx2"), "this example needs AVX2");
-    let loops: [Loop; 7] = [
+    let loops: [Loop; 9] = [
         ("probe", mix::probe),
         ("avx2 step, panel aligned", || mix::step(0, 768, 768)),
         ("avx2 step, panel at 8 mod 64", || mix::step(8, 768, 768)),
@@ -378,6 +470,8 @@ fn main() {
         ("sign trick, broadcast", || mix::sign_trick(768, 768)),
         ("ORT-like (saturating)", || mix::ort_like(768, 768)),
         ("i16 broadcast (exact)", || mix::bcast16(768, 768)),
+        ("7-bit dot 3x3 (exact)", || mix::dot7_3x3(768, 768)),
+        ("7-bit dot 4x2 (exact)", || mix::dot7_4x2(768, 768)),
     ];
     let mut runs = vec![Vec::new(); loops.len()];
     for _ in 0..5 {

@@ -1,8 +1,9 @@
 //! One GEMM shape, many calls: for `perf record` of a kernel on one shape, and a quick
 //! best/mean throughput (Gelem/s, one multiply-add = 2, as in `gemm_best`).
 //!
-//! `cargo run --release -p albert-engine --example gemm_one -- KERNEL M N K REPS [i16]`
-//! (`i16`: the int16-activation GEMM instead of the int8 one). The kernel is given the
+//! `cargo run --release -p albert-engine --example gemm_one -- KERNEL M N K REPS [i16|7]`
+//! (`i16`: the int16-activation GEMM instead of the int8 one; `7`: 7-bit activations,
+//! `[-64, 63]`, as `quantize --act7` makes them). The kernel is given the
 //! weight row sums, as a forward pass gives them (`Kernel::gemm_i8_i32_sums`).
 use albert_engine::kernels;
 use std::hint::black_box;
@@ -22,7 +23,8 @@ fn main() {
     // one, which splits every other 32-byte load across two lines.
     let (mut abuf, mut bbuf) = (vec![0i8; m * k + 64], vec![0i8; n * k + 64]);
     let av = line_aligned(&mut abuf, m * k);
-    av.iter_mut().enumerate().for_each(|(i, v)| *v = (i * 7 % 251) as i8);
+    let act7 = std::env::args().nth(6).is_some_and(|s| s == "7");
+    av.iter_mut().enumerate().for_each(|(i, v)| *v = (i * 7 % 251) as i8 >> u8::from(act7));
     let bv = line_aligned(&mut bbuf, n * k);
     bv.iter_mut().enumerate().for_each(|(i, v)| *v = (i * 13 % 253) as i8);
     let (av, bv) = (&*av, &*bv);

@@ -320,3 +320,42 @@ fn weight_sums_must_be_integers_within_range_on_int8_weights() {
         );
     }
 }
+
+#[test]
+fn activation_codes_of_int8_weights() {
+    // Codes 1-3 (int8, int16, 7-bit activations) load and run on an int8 weight and change
+    // its result; 4 is unknown; 3 on an f32 tensor is refused.
+    let ffn = "encoder.albert_layer_groups.0.albert_layers.0.ffn.weight";
+    let run = |acts: format::Acts, dtype: DType| -> Result<Vec<f32>, Error> {
+        let mut w = writer(dtype);
+        w.tensors.iter_mut().filter(|t| t.name == ffn).for_each(|t| t.acts = acts);
+        let bytes = w.to_bytes();
+        let a = aligned(&bytes);
+        let m = Model::from_bytes(&bytemuck::cast_slice(&a)[..bytes.len()])?;
+        let mut scratch = vec![0u8; m.scratch_bytes(4, 1)];
+        Ok(m.encode(&Inputs::single(&[2, 5, 7, 3]), &mut scratch)?.last_hidden_state().to_vec())
+    };
+    let int8 = run(format::Acts::Int8, DType::I8).unwrap();
+    let int7 = run(format::Acts::Int7, DType::I8).unwrap();
+    let int16 = run(format::Acts::Int16, DType::I8).unwrap();
+    assert!(int7 != int8 && int16 != int8 && int7 != int16, "the codes made no difference");
+    // An f32 weight carries no per-row code at all: the writer stores 0 whatever `acts` says.
+    run(format::Acts::Int7, DType::F32).unwrap();
+    // The first tensor entry (at the TENSOR_INDEX section's offset) of an int8 blob is an
+    // int8 matrix: code 4 there is unknown.
+    let bytes = writer(DType::I8).to_bytes();
+    let index_off = u64::from_le_bytes(bytes[256 + 8..256 + 16].try_into().unwrap()) as usize;
+    assert_eq!(bytes[index_off + 9], format::quant::PER_ROW_SYMMETRIC);
+    let mut bad = bytes.clone();
+    bad[index_off + 9] = 4;
+    reseal(&mut bad);
+    let e = load(&bad).unwrap_err();
+    assert!(e.to_string().contains("unknown quantization code"), "{e}");
+    // Code 3 on an f32 tensor (no scales) is refused.
+    let bytes = writer(DType::F32).to_bytes();
+    let index_off = u64::from_le_bytes(bytes[256 + 8..256 + 16].try_into().unwrap()) as usize;
+    let mut bad = bytes.clone();
+    bad[index_off + 9] = format::quant::PER_ROW_SYMMETRIC_A7;
+    reseal(&mut bad);
+    assert!(load(&bad).is_err(), "7-bit activation code on an f32 tensor loaded");
+}

@@ -173,6 +173,76 @@ fn extremes_every_kernel() {
     }
 }
 
+/// [`fill`] narrowed to 7-bit activations, `[-64, 63]` (`quantize --act7`), with a share
+/// of both ends.
+fn fill7(len: usize, seed: u64, extremes: u8) -> Vec<i8> {
+    fill(len, seed, extremes)
+        .into_iter()
+        .map(|v| match v {
+            -128 => -64,
+            127 => 63,
+            v => v >> 1,
+        })
+        .collect()
+}
+
+#[test]
+fn seven_bit_activations_every_kernel() {
+    // Activations in [-64, 63] (the `avx2` kernel's `vpmaddubsw` form takes them) against
+    // weights over all of [-128, 127]: ragged shapes, both ends of the range in all four
+    // sign combinations at a K past any i16 pair sum, and K around the 8192-byte panel.
+    let shapes: &[(usize, usize, usize)] = if cfg!(miri) {
+        &[(1, 3, 33), (5, 3, 40)]
+    } else {
+        &[
+            (1, 1, 1),
+            (1, 3, 31),
+            (2, 5, 32),
+            (3, 7, 33),
+            (4, 2, 64),
+            (5, 9, 65),
+            (7, 13, 100),
+            (8, 768, 768),
+            (17, 5, 3072),
+            (33, 37, 768),
+            (130, 11, 200),
+            (6, 5, 8192),
+            (5, 3, 8193),
+            (3, 1200, 40),
+        ]
+    };
+    for kern in kernels_under_test() {
+        for (t, &(m, n, k)) in shapes.iter().enumerate() {
+            let a = fill7(m * k, 71 + t as u64, 4);
+            let b = fill(n * k, 73 + t as u64, 4);
+            check(kern, m, n, k, &a, &b);
+        }
+        let k = if cfg!(miri) { 40 } else { 1000 };
+        for (x, y) in [(-64i8, -128i8), (-64, 127), (63, -128), (63, 127)] {
+            for m in [1, 4, 5] {
+                check(kern, m, 3, k, &vec![x; m * k], &vec![y; 3 * k]);
+            }
+        }
+        eprintln!("7-bit activations: {} ok", kern.name());
+    }
+}
+
+#[test]
+fn one_value_past_seven_bits_every_kernel() {
+    // A single activation just outside [-64, 63], first or last, among 7-bit ones: the
+    // `avx2` kernel must see it and take its i16 form (the biased byte would be 128 or
+    // 255 and the i16 pairs of `vpmaddubsw` would saturate against -128 weights).
+    let (m, n, k) = if cfg!(miri) { (3, 2, 40) } else { (9, 7, 768) };
+    for kern in kernels_under_test() {
+        for (at, v) in [(0, 64i8), (m * k - 1, -65), (m * k / 2, 127), (1, -128)] {
+            let mut a = vec![63i8; m * k];
+            a[at] = v;
+            let b = vec![-128i8; n * k];
+            check(kern, m, n, k, &a, &b);
+        }
+    }
+}
+
 #[test]
 fn many_rows_every_kernel() {
     // 512 rows (a sequence of 512 tokens), N past a column block, K of the FFN output.
@@ -354,6 +424,21 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let a = fill(m * k, seed, extremes);
+        let b = fill(n * k, seed.rotate_left(17) ^ 0x9e37, extremes);
+        for kern in kernels_under_test() {
+            check(kern, m, n, k, &a, &b);
+        }
+    }
+
+    #[test]
+    fn random_shapes_seven_bit_every_kernel(
+        m in prop_oneof![1usize..=9, 1usize..=512],
+        n in 1usize..=41,
+        k in prop_oneof![1usize..=80, 1usize..=700],
+        extremes in 0u8..=16,
+        seed in any::<u64>(),
+    ) {
+        let a = fill7(m * k, seed, extremes);
         let b = fill(n * k, seed.rotate_left(17) ^ 0x9e37, extremes);
         for kern in kernels_under_test() {
             check(kern, m, n, k, &a, &b);

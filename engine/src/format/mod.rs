@@ -52,6 +52,46 @@ pub mod quant {
     /// As [`PER_ROW_SYMMETRIC`], and the GEMM quantizes its input to int16 instead of int8
     /// (for the products whose error the model amplifies; `FORMAT.md`).
     pub const PER_ROW_SYMMETRIC_A16: u8 = 2;
+    /// As [`PER_ROW_SYMMETRIC`], and the GEMM quantizes its input to 7 bits (codes
+    /// `[-63, 63]`), which the `avx2` kernel multiplies with `vpmaddubsw` (`FORMAT.md`).
+    pub const PER_ROW_SYMMETRIC_A7: u8 = 3;
+}
+
+/// What an int8 weight's GEMM quantizes its input activations to (the `quant` codes 1-3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Acts {
+    /// int8, codes `[-127, 127]` (code 1).
+    #[default]
+    Int8,
+    /// int16, codes `[-32767, 32767]`, accumulated in i64 (code 2).
+    Int16,
+    /// 7 bits stored as int8, codes `[-63, 63]` (code 3).
+    Int7,
+}
+
+impl Acts {
+    /// The largest code.
+    pub fn max(self) -> f32 {
+        match self {
+            Acts::Int8 => 127.0,
+            Acts::Int16 => 32767.0,
+            Acts::Int7 => 63.0,
+        }
+    }
+
+    /// The tensor entry's quantization code.
+    pub fn quant(self) -> u8 {
+        match self {
+            Acts::Int8 => quant::PER_ROW_SYMMETRIC,
+            Acts::Int16 => quant::PER_ROW_SYMMETRIC_A16,
+            Acts::Int7 => quant::PER_ROW_SYMMETRIC_A7,
+        }
+    }
+
+    /// The activations of a per-row quantization code, `None` for any other code.
+    pub fn of_quant(code: u8) -> Option<Acts> {
+        [Acts::Int8, Acts::Int16, Acts::Int7].into_iter().find(|a| a.quant() == code)
+    }
 }
 
 /// CRC-32 of a whole blob with the checksum field read as zero.
@@ -85,7 +125,7 @@ pub struct TensorInfo<'a> {
     pub shape: [u32; 4],
     /// The raw little-endian elements.
     pub data: &'a [u8],
-    /// Per-row scales when `quant` is [`quant::PER_ROW_SYMMETRIC`].
+    /// Per-row scales when `quant` is one of the per-row codes ([`Acts`]).
     pub scales: Option<&'a [f32]>,
 }
 
@@ -438,7 +478,7 @@ impl<'a> Blob<'a> {
                 }
                 None
             }
-            quant::PER_ROW_SYMMETRIC | quant::PER_ROW_SYMMETRIC_A16 => {
+            quant::PER_ROW_SYMMETRIC | quant::PER_ROW_SYMMETRIC_A16 | quant::PER_ROW_SYMMETRIC_A7 => {
                 if dtype != DType::I8 {
                     return Err(enc("per-row quantization needs dtype int8"));
                 }

@@ -18,8 +18,8 @@ pub struct TensorData {
     pub data: Vec<u8>,
     /// Per-row scales for int8 tensors.
     pub scales: Option<Vec<f32>>,
-    /// int8 weights whose GEMM takes int16 activations (`quant` code 2).
-    pub act16: bool,
+    /// What the GEMM of int8 weights quantizes its input to (`quant` codes 1-3).
+    pub acts: super::Acts,
 }
 
 impl TensorData {
@@ -31,7 +31,7 @@ impl TensorData {
             shape: shape.to_vec(),
             data: bytemuck::cast_slice(values).to_vec(),
             scales: None,
-            act16: false,
+            acts: super::Acts::Int8,
         }
     }
 
@@ -44,7 +44,7 @@ impl TensorData {
             shape: shape.to_vec(),
             data: bytemuck::cast_slice(&h).to_vec(),
             scales: None,
-            act16: false,
+            acts: super::Acts::Int8,
         }
     }
 
@@ -92,7 +92,7 @@ impl TensorData {
             shape: shape.to_vec(),
             data: q,
             scales: Some(scales),
-            act16: false,
+            acts: super::Acts::Int8,
         }
     }
 }
@@ -198,10 +198,9 @@ impl BlobWriter {
             put32(&mut out, at, name_refs[i].0);
             put32(&mut out, at + 4, name_refs[i].1);
             out[at + 8] = t.dtype as u8;
-            out[at + 9] = match (&t.scales, t.act16) {
-                (None, _) => quant::NONE,
-                (Some(_), false) => quant::PER_ROW_SYMMETRIC,
-                (Some(_), true) => quant::PER_ROW_SYMMETRIC_A16,
+            out[at + 9] = match &t.scales {
+                None => quant::NONE,
+                Some(_) => t.acts.quant(),
             };
             out[at + 10] = 0;
             out[at + 11] = t.shape.len() as u8;

@@ -9,7 +9,7 @@
 //! |----------|----------------------------|--------------------------------------------|--------------------|
 //! | `scalar` | everywhere                 | plain Rust                                 | 1 × 1              |
 //! | `wide`   | everywhere (`wide` crate)  | i16 shifts (AVX2 builds: `vpmovsxbw`) + `pmaddwd` / `smull+addp` | 4 × 2 |
-//! | `avx2`   | x86_64 with AVX2           | `vpmovsxbw` + `vpmaddwd` (ymm)             | 4 × 3              |
+//! | `avx2`   | x86_64 with AVX2           | `vpmovsxbw` + `vpmaddwd` (ymm); activations within `[-64, 63]` (`quantize --act7`): `vpmaddubsw` | 4 × 3; 4 × 2 |
 //! | `avxvnni` | x86_64 with AVX-VNNI (no AVX-512 needed) | `vpdpbusd` (ymm, VEX), weights broadcast | 16 × 6 (m ≥ 4, K % 4 = 0); else `avx2` |
 //! | `vnni`   | x86_64 with AVX-512 VNNI   | `vpdpbusd` (zmm), weights broadcast        | 32 × 12 (m ≥ 16), 9-15 × 12 (pair form), 2-8 × 12 (quad form) |
 //! | `amx`    | x86_64 with AMX-INT8 (Linux) | `tdpbssd` (16 × 16 × 64 tiles); other shapes `vnni` | 32 × 32 (m ≥ 16, K a multiple of 64) |
@@ -37,6 +37,10 @@ mod wide;
 // rust-version.
 #[cfg(target_arch = "x86_64")]
 mod x86;
+
+// The `avx2` kernel's `vpmaddubsw` form for 7-bit activations.
+#[cfg(target_arch = "x86_64")]
+mod avx2_a7;
 
 // VEX `vpdpbusd` (AVX-VNNI): intrinsics and detection stable from Rust 1.89.
 #[cfg(target_arch = "x86_64")]
@@ -318,6 +322,8 @@ fn table_entry(name: &'static str) -> Option<(GemmI8, GemmI16)> {
 
 fn sums_entry(name: &'static str) -> Option<(GemmI8Sums, GemmI16Sums)> {
     match name {
+        #[cfg(target_arch = "x86_64")]
+        "avx2" => Some((x86::avx2_gemm_i8_i32_sums, avxvnni::avx2_gemm_i16_i8_i64_sums)),
         #[cfg(target_arch = "x86_64")]
         "avxvnni" => Some((avxvnni::avxvnni_gemm_i8_i32_sums, avxvnni::avx2_gemm_i16_i8_i64_sums)),
         #[cfg(target_arch = "x86_64")]

@@ -63,7 +63,7 @@ pub(super) fn has_vnni() -> bool {
 
 /// Sums of four i32x8 vectors: lane `j` of the result is the sum of the lanes of `v[j]`.
 #[inline(always)]
-unsafe fn hsum4_256(v0: __m256i, v1: __m256i, v2: __m256i, v3: __m256i) -> __m128i {
+pub(super) unsafe fn hsum4_256(v0: __m256i, v1: __m256i, v2: __m256i, v3: __m256i) -> __m128i {
     // SAFETY: only called from functions compiled with AVX2 (inlined into them).
     unsafe {
         let t0 = _mm256_hadd_epi32(v0, v1); // per 128-bit half: v0 pairs, v1 pairs
@@ -264,6 +264,32 @@ const PANEL16_K: usize = 4096;
 /// AVX2 present; `a`, `b`, `c` valid for `m·k`, `n·k`, `m·n` elements.
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn avx2_gemm_i8_i32_4x3(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, c: *mut i32) {
+    // SAFETY: the same contract, passed on (no sums).
+    unsafe { avx2_gemm_i8_i32_sums(m, n, k, a, b, core::ptr::null(), c) }
+}
+
+/// [`avx2_gemm_i8_i32_4x3`] with the weight row sums (null: summed per column block where
+/// needed). Activations that all lie in `[-64, 63]` take the `vpmaddubsw` form
+/// (`avx2_a7.rs`), which needs the sums; others the `vpmaddwd` tiles, which ignore them.
+///
+/// # Safety
+/// As [`avx2_gemm_i8_i32_4x3`]; `sums` null or valid for `n` values, each `Σ_k b[j][k]`.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn avx2_gemm_i8_i32_sums(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const i8,
+    b: *const i8,
+    sums: *const f32,
+    c: *mut i32,
+) {
+    // SAFETY: `a` holds m·k values (the contract); `gemm` gets the range it needs.
+    if k <= super::avx2_a7::PANEL_K && unsafe { super::avx2_a7::fits(a, m * k) } {
+        // SAFETY: the same contract, passed on; k and the range checked above.
+        unsafe { super::avx2_a7::gemm(m, n, k, a, b, sums, c) };
+        return;
+    }
     if k > PANEL16_K {
         // SAFETY: the driver only forms pointers to rows < m of `a`, < n of `b`, and
         // stores to `c[i·n + j]` with i < m, j < n; AVX2 per the contract.

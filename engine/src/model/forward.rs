@@ -7,6 +7,7 @@ use super::weights::{Layer, Linear, Matrix, Norm};
 use super::{Inputs, Model};
 use crate::config::{Activation, ModelConfig};
 use crate::error::Error;
+use crate::format::Acts;
 use crate::kernels::attention::QROWS;
 use crate::kernels::{self, attention, scalar};
 use crate::ops;
@@ -122,8 +123,8 @@ fn linear_rows(
 /// their input and usually their outlier channels.
 fn same_input_quantization(a: &Linear<'_>, b: &Linear<'_>) -> bool {
     match (&a.w.m, &b.w.m) {
-        (Matrix::I8 { act16: a16, .. }, Matrix::I8 { act16: b16, .. }) => {
-            a16 == b16
+        (Matrix::I8 { acts: x, .. }, Matrix::I8 { acts: y, .. }) => {
+            x == y
                 && a.w.cols == b.w.cols
                 && a.row_sum.is_some() == b.row_sum.is_some()
                 && match (a.input_mul, b.input_mul) {
@@ -193,7 +194,8 @@ fn linear_with(
             let ys = Columns::new(y, m, n, one, 1);
             profile::time(Stage::Dequantize, || epilogue(x, m, k, lin, &mut ys.take(0)));
         }
-        Matrix::I8 { q, scales, act16 } => {
+        Matrix::I8 { q, scales, acts } => {
+            let act16 = acts == Acts::Int16;
             let asym = lin.row_sum.is_some();
             let kern = kernels::active();
             // int16 activations accumulate in i64: the i32 region viewed as i64 when a row
@@ -353,10 +355,14 @@ fn quantize_rows(
     };
     for (i, (t, c)) in qs.iter_mut().zip(qc.iter_mut()).enumerate() {
         let xr = &x[i * k..(i + 1) * k];
-        (*t, *c) = if matches!(lin.w.m, Matrix::I8 { act16: true, .. }) {
-            ops::quantize_row(xr, lin.input_mul, grid, &mut q16[i * k..(i + 1) * k])
-        } else {
-            ops::quantize_row(xr, lin.input_mul, grid, &mut q8[i * k..(i + 1) * k])
+        (*t, *c) = match lin.w.m {
+            Matrix::I8 { acts: Acts::Int16, .. } => {
+                ops::quantize_row(xr, lin.input_mul, grid, &mut q16[i * k..(i + 1) * k])
+            }
+            Matrix::I8 { acts, .. } => {
+                ops::quantize_row_to(xr, lin.input_mul, grid, acts.max(), &mut q8[i * k..(i + 1) * k])
+            }
+            _ => ops::quantize_row(xr, lin.input_mul, grid, &mut q8[i * k..(i + 1) * k]),
         };
     }
 }
@@ -382,7 +388,7 @@ fn int8_part(
     (post, p0): (Post<'_>, usize),
 ) {
     let k = lin.w.cols;
-    let act16 = matches!(lin.w.m, Matrix::I8 { act16: true, .. });
+    let act16 = matches!(lin.w.m, Matrix::I8 { acts: Acts::Int16, .. });
     let js = yv.cols();
     let nc = js.len();
     let block = if act16 { acc64.len() } else { acc32.len() } / nc.max(1);

@@ -6,19 +6,19 @@ use half::f16;
 
 use crate::config::{DType, Heads, MAX_LAYERS, ModelConfig};
 use crate::error::{Error, Name, name};
-use crate::format::{Blob, TensorInfo};
+use crate::format::{Acts, Blob, TensorInfo};
 
 /// A weight matrix in whatever dtype the blob stores, `rows × cols` row-major.
 #[derive(Clone, Copy, Debug)]
 pub enum Matrix<'a> {
     F32(&'a [f32]),
     F16(&'a [f16]),
-    /// int8 values with one scale per row: `w[r][c] ≈ scales[r] · q[r][c]`. With `act16`
-    /// the GEMM quantizes its input to int16 rather than int8.
+    /// int8 values with one scale per row: `w[r][c] ≈ scales[r] · q[r][c]`. `acts` says
+    /// what the GEMM quantizes its input to (int8, int16 or 7 bits).
     I8 {
         q: &'a [i8],
         scales: &'a [f32],
-        act16: bool,
+        acts: Acts,
     },
 }
 
@@ -295,7 +295,11 @@ fn matrix_of<'a>(t: &TensorInfo<'a>, rows: u32, cols: u32) -> Result<Weight<'a>,
         (DType::F32, None) => Matrix::F32(cast(t)?),
         (DType::F16, None) => Matrix::F16(cast(t)?),
         (DType::I8, Some(scales)) => {
-            Matrix::I8 { q: cast(t)?, scales, act16: t.quant == crate::format::quant::PER_ROW_SYMMETRIC_A16 }
+            let acts = Acts::of_quant(t.quant).ok_or(Error::BadTensorEncoding {
+                name: name(t.name),
+                detail: "int8 tensor without a per-row quantization code",
+            })?;
+            Matrix::I8 { q: cast(t)?, scales, acts }
         }
         _ => {
             return Err(Error::BadTensorEncoding { name: name(t.name), detail: "dtype and quantization do not match" });

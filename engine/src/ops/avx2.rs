@@ -347,11 +347,12 @@ pub(super) unsafe fn quantize_into<T: Store8 + super::Quant>(
     mul: Option<&[f32]>,
     c: f32,
     inv: f32,
+    max: f32,
     q: &mut [T],
 ) {
     let n = x.len();
     let (q, m) = (&mut q[..n], mul.map(|m| &m[..n]));
-    let (c8, inv8, max8) = (splat(c), splat(inv), splat(T::MAX));
+    let (c8, inv8, max8) = (splat(c), splat(inv), splat(max));
     let full = n - n % L;
     // SAFETY: AVX2 present; every load and store is at `i + lane` with `i + 8 ≤ full ≤ n`,
     // within `x`, `mul` and `q` (all `n` long).
@@ -370,5 +371,5 @@ pub(super) unsafe fn quantize_into<T: Store8 + super::Quant>(
             i += L;
         }
     }
-    super::quantize_tail(x, m, c, inv, q, full);
+    super::quantize_tail(x, m, c, inv, max, q, full);
 }

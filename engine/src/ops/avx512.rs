@@ -276,11 +276,12 @@ pub(super) unsafe fn quantize_into<T: Store16 + super::Quant>(
     mul: Option<&[f32]>,
     c: f32,
     inv: f32,
+    max: f32,
     q: &mut [T],
 ) {
     let n = x.len();
     let (q, m) = (&mut q[..n], mul.map(|m| &m[..n]));
-    let (c16, inv16, max16) = (splat(c), splat(inv), splat(T::MAX));
+    let (c16, inv16, max16) = (splat(c), splat(inv), splat(max));
     let full = n - n % L;
     // SAFETY: AVX-512F present; every load and store is at `i + lane` with `i + 16 ≤ full`
     // or masked to the tail, within `x`, `mul` and `q` (all `n` long).

@@ -380,8 +380,16 @@ impl Grid {
 /// per channel) becomes `q` with `x ⊙ mul ≈ t · q + c`, the grid placed as `grid` says.
 /// Returns `(t, c)`.
 pub fn quantize_row<T: Quant>(x: &[f32], mul: Option<&[f32]>, grid: Grid, q: &mut [T]) -> (f32, f32) {
+    quantize_row_to(x, mul, grid, T::MAX, q)
+}
+
+/// [`quantize_row`] onto the codes `[-max, max]` (`max` an integer ≤ `T::MAX`): 63 for the
+/// 7-bit activations of `quantize --act7` linears.
+pub fn quantize_row_to<T: Quant>(x: &[f32], mul: Option<&[f32]>, grid: Grid, max: f32, q: &mut [T]) -> (f32, f32) {
+    debug_assert!(max >= 1.0 && max <= T::MAX && max.fract() == 0.0);
+    let max = max.clamp(1.0, T::MAX);
     let (lo, hi) = range(x, mul);
-    let (t, c) = grid.step_and_centre(lo, hi, T::MAX);
+    let (t, c) = grid.step_and_centre(lo, hi, max);
     let centred = grid != Grid::Symmetric;
     if !(t > 0.0 && t.is_finite() && c.is_finite()) {
         // All equal (or empty, or not finite): represent the row by its centre alone.
@@ -393,22 +401,22 @@ pub fn quantize_row<T: Quant>(x: &[f32], mul: Option<&[f32]>, grid: Grid, q: &mu
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if use_avx512() {
         // SAFETY: the `vnni` kernel was selected, so AVX-512F is present.
-        unsafe { avx512::quantize_into(x, mul, c, inv, q) };
+        unsafe { avx512::quantize_into(x, mul, c, inv, max, q) };
         return (t, c);
     }
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if use_avx2() {
         // SAFETY: the `avx2` kernel was selected, so AVX2 is present.
-        unsafe { avx2::quantize_into(x, mul, c, inv, q) };
+        unsafe { avx2::quantize_into(x, mul, c, inv, max, q) };
         return (t, c);
     }
-    quantize_into8(x, mul, c, inv, q);
+    quantize_into8(x, mul, c, inv, max, q);
     (t, c)
 }
 
 /// The quantizing loop of [`quantize_row`] on `f32x8`, and the tail in the scalar form.
-fn quantize_into8<T: Quant>(x: &[f32], mul: Option<&[f32]>, c: f32, inv: f32, q: &mut [T]) {
-    let (c8, inv8, max8) = (splat(c), splat(inv), splat(T::MAX));
+fn quantize_into8<T: Quant>(x: &[f32], mul: Option<&[f32]>, c: f32, inv: f32, max: f32, q: &mut [T]) {
+    let (c8, inv8, max8) = (splat(c), splat(inv), splat(max));
     let split = x.len() - x.len() % LANES;
     let put = |d: &mut [T], i: i32x8| d.iter_mut().zip(i.to_array()).for_each(|(d, v)| *d = T::from_i32(v));
     let qb = q[..split].chunks_exact_mut(LANES);
@@ -418,16 +426,16 @@ fn quantize_into8<T: Quant>(x: &[f32], mul: Option<&[f32]>, c: f32, inv: f32, q:
             .for_each(|(d, (v, m))| put(d, quantize8(load(v) * load(m), c8, inv8, max8))),
         None => qb.zip(x.chunks_exact(LANES)).for_each(|(d, v)| put(d, quantize8(load(v), c8, inv8, max8))),
     }
-    quantize_tail(x, mul, c, inv, q, split);
+    quantize_tail(x, mul, c, inv, max, q, split);
 }
 
 /// The scalar form of `quantize8` (what `quantize_row` computed before it had lanes), for
 /// the tail `split..` that every lane form leaves.
 #[inline(always)]
-fn quantize_tail<T: Quant>(x: &[f32], mul: Option<&[f32]>, c: f32, inv: f32, q: &mut [T], split: usize) {
+fn quantize_tail<T: Quant>(x: &[f32], mul: Option<&[f32]>, c: f32, inv: f32, max: f32, q: &mut [T], split: usize) {
     for k in split..x.len() {
         let v = x[k] * mul.map_or(1.0, |m| m[k]);
-        q[k] = T::from_f32(libm::roundf((v - c) * inv).clamp(-T::MAX, T::MAX));
+        q[k] = T::from_f32(libm::roundf((v - c) * inv).clamp(-max, max));
     }
 }
 
@@ -575,6 +583,17 @@ mod tests {
 
     /// The scalar `quantize_row` this file had before it used lanes: the oracle.
     fn quantize_row_scalar<T: Quant>(x: &[f32], mul: Option<&[f32]>, grid: Grid, q: &mut [T]) -> (f32, f32) {
+        quantize_row_scalar_to(x, mul, grid, T::MAX, q)
+    }
+
+    /// [`quantize_row_scalar`] onto `[-max, max]`.
+    fn quantize_row_scalar_to<T: Quant>(
+        x: &[f32],
+        mul: Option<&[f32]>,
+        grid: Grid,
+        max: f32,
+        q: &mut [T],
+    ) -> (f32, f32) {
         let centred = grid != Grid::Symmetric;
         let m = |k: usize| mul.map_or(1.0, |m| m[k]);
         let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
@@ -584,12 +603,12 @@ mod tests {
             hi = hi.max(v);
         }
         let (t, c) = match grid {
-            Grid::Symmetric => (hi.max(-lo) / T::MAX, 0.0),
+            Grid::Symmetric => (hi.max(-lo) / max, 0.0),
             Grid::ZeroExact if lo <= 0.0 && hi >= 0.0 => {
-                let t = (hi - lo) / (2.0 * T::MAX - 1.0);
+                let t = (hi - lo) / (2.0 * max - 1.0);
                 (t, t * libm::roundf(0.5 * (hi + lo) / t))
             }
-            _ => ((hi - lo) / (2.0 * T::MAX), 0.5 * (hi + lo)),
+            _ => ((hi - lo) / (2.0 * max), 0.5 * (hi + lo)),
         };
         if !(t > 0.0 && t.is_finite() && c.is_finite()) {
             q.iter_mut().for_each(|v| *v = T::from_f32(0.0));
@@ -597,7 +616,7 @@ mod tests {
         }
         let inv = 1.0 / t;
         for (k, (d, &v)) in q.iter_mut().zip(x).enumerate() {
-            *d = T::from_f32(libm::roundf((v * m(k) - c) * inv).clamp(-T::MAX, T::MAX));
+            *d = T::from_f32(libm::roundf((v * m(k) - c) * inv).clamp(-max, max));
         }
         (t, c)
     }
@@ -632,6 +651,12 @@ mod tests {
                     let (mut a, mut b) = (vec![0i16; len], vec![0i16; len]);
                     assert_eq!(quantize_row(&x, m, grid, &mut a), quantize_row_scalar(&x, m, grid, &mut b));
                     assert_eq!(a, b, "case {case} {grid:?} (i16)");
+                    // 7-bit activations (`--act7`): codes within ±63.
+                    let (mut a, mut b) = (vec![0i8; len], vec![0i8; len]);
+                    let got = quantize_row_to(&x, m, grid, 63.0, &mut a);
+                    assert_eq!(got, quantize_row_scalar_to(&x, m, grid, 63.0, &mut b));
+                    assert_eq!(a, b, "case {case} {grid:?} (7 bits)");
+                    assert!(a.iter().all(|v| (-63..=63).contains(v)), "case {case} {grid:?}: {a:?}");
                 }
             }
         }
@@ -687,15 +712,17 @@ mod tests {
                         let (lo2, hi2) = unsafe { $m::range(&x, m) };
                         assert!(same(&[lo, hi], &[lo2, hi2]), "range len {len} variant {variant}");
                         let (c, inv) = (0.5 * (hi + lo), 127.0 / (hi - lo).max(1e-3));
-                        let (mut a, mut b) = (vec![0i8; len], vec![0i8; len]);
-                        quantize_into8(&x, m, c, inv, &mut a);
-                        // SAFETY: the features detected above.
-                        unsafe { $m::quantize_into(&x, m, c, inv, &mut b) };
-                        assert_eq!(a, b, "quantize i8 len {len} variant {variant}");
+                        for (max, scale) in [(127.0, 1.0), (63.0, 0.5)] {
+                            let (mut a, mut b) = (vec![0i8; len], vec![0i8; len]);
+                            quantize_into8(&x, m, c, scale * inv, max, &mut a);
+                            // SAFETY: the features detected above.
+                            unsafe { $m::quantize_into(&x, m, c, scale * inv, max, &mut b) };
+                            assert_eq!(a, b, "quantize i8 (max {max}) len {len} variant {variant}");
+                        }
                         let (mut a, mut b) = (vec![0i16; len], vec![0i16; len]);
-                        quantize_into8(&x, m, c, 257.0 * inv, &mut a);
+                        quantize_into8(&x, m, c, 257.0 * inv, 32767.0, &mut a);
                         // SAFETY: the features detected above.
-                        unsafe { $m::quantize_into(&x, m, c, 257.0 * inv, &mut b) };
+                        unsafe { $m::quantize_into(&x, m, c, 257.0 * inv, 32767.0, &mut b) };
                         assert_eq!(a, b, "quantize i16 len {len} variant {variant}");
                     }
                 }

@@ -87,9 +87,16 @@ pub struct Args {
     #[arg(long, value_name = "RATIO", default_value_t = pack::DEFAULT_OUTLIER_THRESHOLD)]
     pub outlier_threshold: f32,
     /// int8: linears (name suffixes, comma separated) whose GEMM takes int16 activations
-    /// (e.g. `ffn_output`, at about half the int8 speed); `none` for none.
+    /// (e.g. `ffn_output`, at about half the int8 speed; `all` for every one); `none` for
+    /// none.
     #[arg(long, value_delimiter = ',', value_name = "NAMES", default_value = "none")]
     pub act16: Vec<String>,
+    /// int8: linears (name suffixes, comma separated; `all` for every one) whose GEMM
+    /// takes 7-bit activations: faster on x86 CPUs with AVX2 but no VNNI (the `avx2`
+    /// kernel then uses `vpmaddubsw`), a little less accurate; the same results on every
+    /// CPU. `none` for none.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES", default_value = "none")]
+    pub act7: Vec<String>,
     /// int8: round weights to the nearest level instead of GPTQ's error-compensating
     /// rounding (default: GPTQ on the encoder's linears, from the calibration inputs).
     #[arg(long)]
@@ -181,8 +188,16 @@ pub fn run(args: &Args, out: &mut dyn Write, progress: bool) -> anyhow::Result<(
         opts.mse_weights = int8 && !args.maxabs_weights;
     }
     opts.gptq = int8 && !args.plain && !args.nearest_rounding;
-    opts.act16 =
-        if args.plain || args.act16.iter().any(|a| a == "none") || !int8 { Vec::new() } else { args.act16.clone() };
+    // `all` is the empty suffix, which every linear's name ends with.
+    let names = |list: &[String]| -> Vec<String> {
+        if args.plain || list.iter().any(|a| a == "none") || !int8 {
+            Vec::new()
+        } else {
+            list.iter().map(|a| if a == "all" { String::new() } else { a.clone() }).collect()
+        }
+    };
+    opts.act16 = names(&args.act16);
+    opts.act7 = names(&args.act7);
     let calib_seqs = match (&args.calib_ids, &args.calib_text) {
         (Some(path), _) => Some(calib::read_ids(path)?),
         (None, Some(path)) => {

@@ -2,6 +2,7 @@
 
 use albert_engine::Model;
 use albert_engine::config::DType;
+use albert_engine::format::Acts;
 use albert_engine::format::write::{BlobWriter, TensorData};
 use anyhow::{Result, anyhow};
 
@@ -34,6 +35,9 @@ pub struct PackOptions {
     pub keep_f32: Vec<String>,
     /// Linears (name suffixes) whose int8 GEMM takes int16 activations.
     pub act16: Vec<String>,
+    /// Linears (name suffixes) whose int8 GEMM takes 7-bit activations (`[-63, 63]`: the
+    /// `avx2` kernel's `vpmaddubsw` form, faster on x86 CPUs without VNNI).
+    pub act7: Vec<String>,
     /// The `TOKENIZER` section (`crate::tokenizer::build_section`), when packing one.
     pub tokenizer: Option<Vec<u8>>,
     /// int8: round the encoder's weights with GPTQ error compensation (`crate::gptq`).
@@ -75,6 +79,7 @@ impl PackOptions {
             zero_on_grid: false,
             keep_f32: Vec::new(),
             act16: Vec::new(),
+            act7: Vec::new(),
             tokenizer: None,
             gptq: false,
             hessians: None,
@@ -357,7 +362,13 @@ pub fn pack_with_progress(
         let listed = |list: &[String]| {
             name.strip_suffix(".weight").is_some_and(|p| list.iter().any(|k| p.ends_with(k.as_str())))
         };
-        let (keep, act16) = (listed(&opts.keep_f32), listed(&opts.act16));
+        let keep = listed(&opts.keep_f32);
+        let acts = match (listed(&opts.act16), listed(&opts.act7)) {
+            (true, true) => return Err(anyhow!("linear `{name}` is named by both --act16 and --act7")),
+            (true, false) => Acts::Int16,
+            (false, true) => Acts::Int7,
+            (false, false) => Acts::Int8,
+        };
         let td = if is_matrix(name) && shape.len() == 2 && !keep {
             match (dtype, smooth) {
                 (DType::I8, Some(plan)) => {
@@ -394,7 +405,7 @@ pub fn pack_with_progress(
                         });
                         w.tensors.push(e);
                     }
-                    let td = TensorData { act16, ..quantize_i8(name, &shape, &scaled) };
+                    let td = TensorData { acts, ..quantize_i8(name, &shape, &scaled) };
                     let td = compensate(name, td, &scaled, Some(&plan.input_mul()));
                     let sqnr_db = stored_sqnr(&scaled, &td);
                     let bytes = td.data.len() + 4 * shape[0] as usize;
@@ -405,7 +416,7 @@ pub fn pack_with_progress(
                 (DType::F32, _) => TensorData::f32(name, &shape, &t.values),
                 (DType::F16, _) => TensorData::f16(name, &shape, &t.values),
                 (DType::I8, None) => {
-                    compensate(name, TensorData { act16, ..quantize_i8(name, &shape, &t.values) }, &t.values, None)
+                    compensate(name, TensorData { acts, ..quantize_i8(name, &shape, &t.values) }, &t.values, None)
                 }
             }
         } else {

@@ -509,6 +509,7 @@ fn inspect(args: &InspectArgs) -> Result<()> {
             "linears_with_outlier_split": count(".outlier_cols"), "linears_with_input_multipliers": count(".input_mul"),
             "linears_with_centred_activations": count(".row_sum"),
             "linears_with_int16_activations": tensors.iter().filter(|t| t.quant == albert_engine::format::quant::PER_ROW_SYMMETRIC_A16).count(),
+            "linears_with_7bit_activations": tensors.iter().filter(|t| t.quant == albert_engine::format::quant::PER_ROW_SYMMETRIC_A7).count(),
         },
         "bytes_by_dtype": {"int8": bytes_of(albert_engine::config::DType::I8), "f16": bytes_of(albert_engine::config::DType::F16), "f32": bytes_of(albert_engine::config::DType::F32)},
         "tokenizer": tok.map(|t| serde_json::json!({"mode": format!("{:?}", t.mode()), "pieces": t.vocab_size()})),
