@@ -6,7 +6,8 @@
 //! weight (`[out, in]`): 768×768 (Q, K, V, attention output), 3072×768 (FFN in), 768×3072
 //! (FFN out). The `peak` bench measures the instructions' peak in the same unit, so
 //! efficiency = this ÷ that. `scalar` (the oracle) runs only M ≤ 8: at larger M one call
-//! takes seconds.
+//! takes seconds. `gemm_i16` is the int16-activation GEMM, `gemm_i7` the int8 one on 7-bit
+//! activations (`quantize --act7`).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -80,5 +81,38 @@ fn gemm16(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, gemm, gemm16);
+/// 7-bit activations (`--act7` linears, `[-64, 63]`: the `avx2` kernel's `vpmaddubsw`
+/// form; the other kernels run them as any int8) on the three shapes at M = 8 and 128.
+fn gemm7(c: &mut Criterion) {
+    let mut g = c.benchmark_group("gemm_i7");
+    g.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+    for kern in kernels::available().filter(|k| k.name() != "scalar") {
+        for (n, k) in [(768usize, 768usize), (3072, 768), (768, 3072)] {
+            let b = fill(n * k, 7);
+            let sums: Vec<f32> = b.chunks_exact(k).map(|r| r.iter().map(|&x| x as i32).sum::<i32>() as f32).collect();
+            for m in [8usize, 128] {
+                let a: Vec<i8> = fill(m * k, 3).iter().map(|&v| v >> 1).collect();
+                let mut out = vec![0i32; m * n];
+                g.throughput(Throughput::Elements(2 * (m * n * k) as u64));
+                let id = BenchmarkId::new(kern.name(), format!("m{m}_n{n}_k{k}"));
+                g.bench_function(id, |bench| {
+                    bench.iter(|| {
+                        kern.gemm_i8_i32_sums(
+                            m,
+                            n,
+                            k,
+                            black_box(&a),
+                            black_box(&b),
+                            black_box(&sums),
+                            black_box(&mut out),
+                        )
+                    })
+                });
+            }
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, gemm, gemm16, gemm7);
 criterion_main!(benches);
