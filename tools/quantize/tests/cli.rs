@@ -91,3 +91,20 @@ fn quantize_refuses_a_tokenizer_larger_than_the_vocabulary() {
     assert!(!o.status.success());
     assert!(text(&o).contains("4000 pieces but the model's vocab_size is 300"), "{}", text(&o));
 }
+
+#[test]
+fn activation_widths_by_name() {
+    // `--act7 all` gives every int8 linear 7-bit activations; a linear named by both
+    // `--act7` and `--act16` is refused with its name.
+    let tmp = tempfile::tempdir().unwrap();
+    let blob = tmp.path().join("t.albq");
+    let o = quantize(&fixture("albert_model"), &blob, &["-q", "--nearest-rounding", "--act7", "all"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let bytes = std::fs::read(&blob).unwrap();
+    let parsed = albert_engine::format::Blob::parse(&bytes).unwrap();
+    let codes: Vec<u8> = parsed.tensors().filter(|t| t.scales.is_some()).map(|t| t.quant).collect();
+    assert!(!codes.is_empty() && codes.iter().all(|&q| q == albert_engine::format::quant::PER_ROW_SYMMETRIC_A7));
+    let o = quantize(&fixture("albert_model"), &blob, &["-q", "--act7", "all", "--act16", "ffn_output"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("ffn_output.weight` is named by both --act16 and --act7"), "{}", text(&o));
+}
