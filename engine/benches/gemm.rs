@@ -27,35 +27,40 @@ fn fill(len: usize, seed: u64) -> Vec<i8> {
         .collect()
 }
 
+/// Times `kern` on `(n, k)` weights at each M of `ms`, activations from `fill` shifted right
+/// by `shift` (1: 7-bit activations), given the weight row sums as a forward pass gives them.
+fn shape(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    kern: kernels::Kernel,
+    (n, k): (usize, usize),
+    ms: &[usize],
+    shift: u32,
+) {
+    let b = fill(n * k, 7);
+    let sums: Vec<f32> = b.chunks_exact(k).map(|r| r.iter().map(|&x| x as i32).sum::<i32>() as f32).collect();
+    for &m in ms {
+        let a: Vec<i8> = fill(m * k, 3).iter().map(|&v| v >> shift).collect();
+        let mut out = vec![0i32; m * n];
+        g.throughput(Throughput::Elements(2 * (m * n * k) as u64));
+        let id = BenchmarkId::new(kern.name(), format!("m{m}_n{n}_k{k}"));
+        g.bench_function(id, |bench| {
+            bench.iter(|| {
+                kern.gemm_i8_i32_sums(m, n, k, black_box(&a), black_box(&b), black_box(&sums), black_box(&mut out))
+            })
+        });
+    }
+}
+
+const SHAPES: [(usize, usize); 3] = [(768, 768), (3072, 768), (768, 3072)];
+
 fn gemm(c: &mut Criterion) {
-    let shapes = [(768usize, 768usize), (3072, 768), (768, 3072)];
-    let ms = [1usize, 8, 32, 128, 384];
     let mut g = c.benchmark_group("gemm_i8");
     g.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
     for kern in kernels::available() {
-        for &(n, k) in &shapes {
-            let b = fill(n * k, 7);
-            // The weight row sums a blob stores, passed as a forward pass passes them.
-            let sums: Vec<f32> = b.chunks_exact(k).map(|r| r.iter().map(|&x| x as i32).sum::<i32>() as f32).collect();
-            for &m in ms.iter().filter(|&&m| kern.name() != "scalar" || m <= 8) {
-                let a = fill(m * k, 3);
-                let mut out = vec![0i32; m * n];
-                g.throughput(Throughput::Elements(2 * (m * n * k) as u64));
-                let id = BenchmarkId::new(kern.name(), format!("m{m}_n{n}_k{k}"));
-                g.bench_function(id, |bench| {
-                    bench.iter(|| {
-                        kern.gemm_i8_i32_sums(
-                            m,
-                            n,
-                            k,
-                            black_box(&a),
-                            black_box(&b),
-                            black_box(&sums),
-                            black_box(&mut out),
-                        )
-                    })
-                });
-            }
+        // `scalar` only at M ≤ 8: at larger M one call takes seconds.
+        let ms: &[usize] = if kern.name() == "scalar" { &[1, 8] } else { &[1, 8, 32, 128, 384] };
+        for nk in SHAPES {
+            shape(&mut g, kern, nk, ms, 0);
         }
     }
     g.finish();
@@ -87,28 +92,8 @@ fn gemm7(c: &mut Criterion) {
     let mut g = c.benchmark_group("gemm_i7");
     g.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
     for kern in kernels::available().filter(|k| k.name() != "scalar") {
-        for (n, k) in [(768usize, 768usize), (3072, 768), (768, 3072)] {
-            let b = fill(n * k, 7);
-            let sums: Vec<f32> = b.chunks_exact(k).map(|r| r.iter().map(|&x| x as i32).sum::<i32>() as f32).collect();
-            for m in [8usize, 128] {
-                let a: Vec<i8> = fill(m * k, 3).iter().map(|&v| v >> 1).collect();
-                let mut out = vec![0i32; m * n];
-                g.throughput(Throughput::Elements(2 * (m * n * k) as u64));
-                let id = BenchmarkId::new(kern.name(), format!("m{m}_n{n}_k{k}"));
-                g.bench_function(id, |bench| {
-                    bench.iter(|| {
-                        kern.gemm_i8_i32_sums(
-                            m,
-                            n,
-                            k,
-                            black_box(&a),
-                            black_box(&b),
-                            black_box(&sums),
-                            black_box(&mut out),
-                        )
-                    })
-                });
-            }
+        for nk in SHAPES {
+            shape(&mut g, kern, nk, &[8, 128], 1);
         }
     }
     g.finish();
