@@ -386,7 +386,7 @@ pub fn quantize_row<T: Quant>(x: &[f32], mul: Option<&[f32]>, grid: Grid, q: &mu
 /// [`quantize_row`] onto the codes `[-max, max]` (`max` an integer ≤ `T::MAX`): 63 for the
 /// 7-bit activations of `quantize --act7` linears.
 pub fn quantize_row_to<T: Quant>(x: &[f32], mul: Option<&[f32]>, grid: Grid, max: f32, q: &mut [T]) -> (f32, f32) {
-    debug_assert!(max >= 1.0 && max <= T::MAX && max.fract() == 0.0);
+    debug_assert!(max >= 1.0 && max <= T::MAX && libm::truncf(max) == max);
     let max = max.clamp(1.0, T::MAX);
     let (lo, hi) = range(x, mul);
     let (t, c) = grid.step_and_centre(lo, hi, max);
