@@ -67,7 +67,8 @@ pub(super) unsafe fn avxvnni_gemm_i8_i32_sums(
         if m >= MIN_TOKENS && k.is_multiple_of(4) {
             bcast(m, n, k, a, b, sums, c)
         } else {
-            super::x86::avx2_gemm_i8_i32_4x3(m, n, k, a, b, c)
+            // The sums passed on: the `avx2` form for 7-bit activations uses them.
+            super::x86::avx2_gemm_i8_i32_sums(m, n, k, a, b, sums, c)
         }
     }
 }
