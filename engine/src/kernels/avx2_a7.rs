@@ -119,8 +119,10 @@ pub(super) unsafe fn gemm(m: usize, n: usize, k: usize, a: *const i8, b: *const 
                                 tile::<$r, false>(k, ap, bp, core::ptr::null())
                             };
                             for (t, row) in out.iter().enumerate() {
-                                let fixed: [i32; C] =
-                                    core::array::from_fn(|u| row[u].wrapping_sub(64 * ws[(j + u.min(cols - 1)) - j0]));
+                                // Wrapping: exact for right sums, no panic for wrong ones.
+                                let fixed: [i32; C] = core::array::from_fn(|u| {
+                                    row[u].wrapping_sub(ws[(j + u.min(cols - 1)) - j0].wrapping_mul(64))
+                                });
                                 super::store_cols!(&fixed, c.add((i + t) * n + j), cols, 2);
                             }
                             j += C;
