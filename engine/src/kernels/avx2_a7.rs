@@ -211,19 +211,7 @@ unsafe fn tile<const R: usize, const PF: bool>(
             }
             p += 32;
         }
-        let mut out = [[0i32; C]; R];
-        for i in 0..R {
-            let s = super::x86::hsum4_256(acc[i][0], acc[i][1], _mm256_setzero_si256(), _mm256_setzero_si256());
-            let mut lanes = [0i32; 4];
-            _mm_storeu_si128(lanes.as_mut_ptr().cast(), s);
-            for j in 0..C {
-                let mut v = lanes[j];
-                for q in p..k {
-                    v = v.wrapping_add(*a[i].add(q) as i32 * *b[j].add(q) as i32);
-                }
-                out[i][j] = v;
-            }
-        }
-        out
+        // The int8 tile's end: each accumulator's lanes summed, the K tail in scalar.
+        super::x86::finish_tile(&acc, p, k, a, b)
     }
 }

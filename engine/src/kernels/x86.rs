@@ -63,7 +63,7 @@ pub(super) fn has_vnni() -> bool {
 
 /// Sums of four i32x8 vectors: lane `j` of the result is the sum of the lanes of `v[j]`.
 #[inline(always)]
-pub(super) unsafe fn hsum4_256(v0: __m256i, v1: __m256i, v2: __m256i, v3: __m256i) -> __m128i {
+unsafe fn hsum4_256(v0: __m256i, v1: __m256i, v2: __m256i, v3: __m256i) -> __m128i {
     // SAFETY: only called from functions compiled with AVX2 (inlined into them).
     unsafe {
         let t0 = _mm256_hadd_epi32(v0, v1); // per 128-bit half: v0 pairs, v1 pairs
@@ -137,7 +137,7 @@ unsafe fn tile_avx2<const R: usize, const C: usize>(
 /// # Safety
 /// AVX2 context (inlined into it); each pointer valid for `k` elements.
 #[inline(always)]
-unsafe fn finish_tile<const R: usize, const C: usize, T: Copy + Into<i32>>(
+pub(super) unsafe fn finish_tile<const R: usize, const C: usize, T: Copy + Into<i32>>(
     acc: &[[__m256i; C]; R],
     p: usize,
     k: usize,

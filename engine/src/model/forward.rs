@@ -353,16 +353,16 @@ fn quantize_rows(
         (true, false) => ops::Grid::Midpoint,
         (true, true) => ops::Grid::ZeroExact,
     };
+    let acts = match lin.w.m {
+        Matrix::I8 { acts, .. } => acts,
+        _ => Acts::Int8,
+    };
     for (i, (t, c)) in qs.iter_mut().zip(qc.iter_mut()).enumerate() {
         let xr = &x[i * k..(i + 1) * k];
-        (*t, *c) = match lin.w.m {
-            Matrix::I8 { acts: Acts::Int16, .. } => {
-                ops::quantize_row(xr, lin.input_mul, grid, &mut q16[i * k..(i + 1) * k])
-            }
-            Matrix::I8 { acts, .. } => {
-                ops::quantize_row_to(xr, lin.input_mul, grid, acts.max(), &mut q8[i * k..(i + 1) * k])
-            }
-            _ => ops::quantize_row(xr, lin.input_mul, grid, &mut q8[i * k..(i + 1) * k]),
+        (*t, *c) = if acts == Acts::Int16 {
+            ops::quantize_row(xr, lin.input_mul, grid, &mut q16[i * k..(i + 1) * k])
+        } else {
+            ops::quantize_row_to(xr, lin.input_mul, grid, acts.max(), &mut q8[i * k..(i + 1) * k])
         };
     }
 }
