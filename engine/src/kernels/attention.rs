@@ -500,13 +500,25 @@ pub fn reads_transposed_keys() -> bool {
     false
 }
 
-/// `kt[d·n + j] = keys[j·stride + d]` for `j < n`, `d < dh`: a head's keys (token `j`'s at
-/// `keys[j·stride..][..dh]`) transposed, the layout the AVX-512 scores read.
+/// The row length of the transposed keys of `n` tokens ([`transpose_keys`]): `n` rounded up
+/// to 16 floats, plus 16 where that makes an even count of 64-byte lines. Rows an even
+/// count of lines apart fall into a fraction of L1's sets (128 keys: rows 512 bytes apart,
+/// 64 rows in 8 of 64 sets), and the scores read one line of every row per 16 keys.
+pub fn keys_stride(n: usize) -> usize {
+    // Saturating: scratch sizes are asked for any length (and refused when too large).
+    let lanes = n.saturating_add(15) & !15;
+    if (lanes / 16).is_multiple_of(2) { lanes.saturating_add(16) } else { lanes }
+}
+
+/// `kt[d·ld + j] = keys[j·stride + d]` for `j < n`, `d < dh`, `ld = keys_stride(n)`: a
+/// head's keys (token `j`'s at `keys[j·stride..][..dh]`) transposed, the layout the
+/// AVX-512 scores read. `kt` holds at least `dh · keys_stride(n)` floats.
 pub fn transpose_keys(keys: &[f32], stride: usize, n: usize, dh: usize, kt: &mut [f32]) {
-    let kt = &mut kt[..n * dh];
+    let ld = keys_stride(n);
+    let kt = &mut kt[..dh * ld];
     for j in 0..n {
         for (d, &v) in keys[j * stride..j * stride + dh].iter().enumerate() {
-            kt[d * n + j] = v;
+            kt[d * ld + j] = v;
         }
     }
 }
@@ -535,10 +547,11 @@ mod avx512 {
     const SR: usize = 3;
 
     /// `out[r·n + j] = dot_f32(q_r, k_j)·scale + mask bias` for the `QROWS` rows of `qs`
-    /// (`dh` each) against the transposed keys `kt` (`dh × n`).
+    /// (`dh` each) against the transposed keys `kt` (`dh` rows of `keys_stride(n)`).
     ///
     /// # Safety
-    /// AVX-512F present; `kt.len() ≥ dh·n`, `out.len() ≥ QROWS·n`, `mask` (if any) `≥ n`.
+    /// AVX-512F present; `kt.len() ≥ dh·keys_stride(n)`, `out.len() ≥ QROWS·n`, `mask` (if
+    /// any) `≥ n`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn scores_block(
         qs: [&[f32]; QROWS],
@@ -550,15 +563,16 @@ mod avx512 {
     ) {
         let dh = qs[0].len();
         let body = dh - dh % 8;
-        let (kt, out) = (&kt[..dh * n], &mut out[..QROWS * n]);
+        let ld = super::keys_stride(n);
+        let (kt, out) = (&kt[..dh * ld], &mut out[..QROWS * n]);
         let mask = mask.map(|m| &m[..n]);
         let scale16 = _mm512_set1_ps(scale);
         let mut j0 = 0;
         while j0 < n {
             let w = (n - j0).min(16);
             let lanes = ((1u32 << w) - 1) as __mmask16;
-            // SAFETY (loads below): masked to lanes `l < w`, key `j0 + l < n`, row `d < dh`.
-            let load = |d: usize| unsafe { _mm512_maskz_loadu_ps(lanes, kt.as_ptr().add(d * n + j0)) };
+            // SAFETY (loads below): masked to lanes `l < w`, key `j0 + l < n ≤ ld`, row `d < dh`.
+            let load = |d: usize| unsafe { _mm512_maskz_loadu_ps(lanes, kt.as_ptr().add(d * ld + j0)) };
             let bias = match mask {
                 Some(m) => {
                     // SAFETY: masked to the `w` keys from `j0`, all `< n`.
@@ -570,17 +584,17 @@ mod avx512 {
             };
             for r0 in (0..QROWS).step_by(SR) {
                 let mut acc = [[_mm512_setzero_ps(); 8]; SR];
+                // Each query value broadcast from the row itself (a copy to the stack made
+                // every 8 values wait on a store).
+                let qp: [*const f32; SR] = core::array::from_fn(|s| qs[r0 + s].as_ptr());
                 for c in (0..body).step_by(8) {
-                    // Eight query values per row as a fixed-size array: indexing the rows by
-                    // `c + p` kept a bounds check per product in the loop.
-                    let mut q8 = [[0f32; 8]; SR];
-                    for (s, q) in q8.iter_mut().enumerate() {
-                        q.copy_from_slice(&qs[r0 + s][c..c + 8]);
-                    }
+                    #[allow(clippy::needless_range_loop)] // `p` is a query index and a register's
                     for p in 0..8 {
                         let kv = load(c + p);
                         for s in 0..SR {
-                            acc[s][p] = _mm512_add_ps(acc[s][p], _mm512_mul_ps(_mm512_set1_ps(q8[s][p]), kv));
+                            // SAFETY: c + p < body ≤ dh, the length of every row of `qs`.
+                            let qv = unsafe { _mm512_set1_ps(*qp[s].add(c + p)) };
+                            acc[s][p] = _mm512_add_ps(acc[s][p], _mm512_mul_ps(qv, kv));
                         }
                     }
                 }
@@ -689,7 +703,8 @@ pub fn attention_context(probs: &[f32], values: &[f32], stride: usize, out: &mut
 
 /// [`attention_scores`] for `qs.len() ≤ QROWS` query rows: row `r`'s scores in
 /// `out[r·n..][..n]`, the same bits as one call per row. `kt` holds the same `n` keys
-/// transposed ([`transpose_keys`]), which the AVX-512 form reads.
+/// transposed ([`transpose_keys`], `head_dim · keys_stride(n)` floats), which the AVX-512
+/// form reads.
 #[allow(clippy::too_many_arguments)]
 pub fn scores_rows(
     qs: &[&[f32]],
@@ -815,7 +830,7 @@ mod tests {
             for rows in 1..=QROWS {
                 let qs: Vec<&[f32]> = qrows[..rows].iter().map(|q| &q[..]).collect();
                 let mut got = vec![0f32; rows * s];
-                let mut kt = vec![f32::NAN; s * d];
+                let mut kt = vec![f32::NAN; d * keys_stride(s)];
                 transpose_keys(&kv, stride, s, d, &mut kt);
                 scores_rows(&qs, &kv, stride, &kt, 0.125, Some(&mask), &mut got, s);
                 let mut want = vec![0f32; rows * s];

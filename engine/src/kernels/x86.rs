@@ -815,6 +815,29 @@ unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, w
                 let mut j = j0;
                 while j < j1 {
                     let cols = (j1 - j).min(BR);
+                    // The last row tile of a block requests the same tile of the next
+                    // block into L2; the first block's first row tile, the rows two tiles
+                    // ahead.
+                    let last = i + rows >= m;
+                    let first = i == 0 && j0 == 0 && k0 == 0;
+                    let ahead = if last {
+                        if j1 < n {
+                            Some((j1 + (j - j0), k0, kc))
+                        } else if k0 + kc < k {
+                            Some((j - j0, k0 + kc, (k - k0 - kc).min(KC)))
+                        } else {
+                            None
+                        }
+                    } else {
+                        None
+                    };
+                    let ahead = if first && !last { Some((j + 2 * BR, k0, kc)) } else { ahead };
+                    if let Some((r0, pk, plen)) = ahead {
+                        for r in r0..(r0 + BR).min(n) {
+                            // SAFETY: row r < n, bytes pk .. pk + plen ≤ k.
+                            unsafe { prefetch_l2(b.add(r * k + pk), plen) };
+                        }
+                    }
                     // SAFETY: rows j .. j + cols ≤ j1 ≤ n, k0 < k.
                     let (bp, corr) = unsafe { tile_rows(b, k, k0, (j0, j, cols), &sums) };
                     // SAFETY: the panel holds kc/4 steps of `p·PANEL` u32; each weight pointer

@@ -2,7 +2,7 @@
 
 use crate::config::{Heads, ModelConfig};
 use crate::error::Error;
-use crate::kernels::attention::QROWS;
+use crate::kernels::attention::{QROWS, keys_stride};
 
 /// Rows of activations one int8 GEMM call takes at most (its i32 output block is
 /// `GEMM_ROWS × N`); longer inputs are processed in blocks of rows. 128 rather than 64:
@@ -44,12 +44,16 @@ impl Plan {
         if c.heads.has(Heads::MLM) {
             max_n = max_n.max(c.vocab_size as usize);
         }
-        // Attention, per head: QROWS rows of S probabilities and of the head's context, and
-        // its S × head_dim keys (transposed or packed) and values (packed).
+        // Attention, per head: QROWS rows of S probabilities and of the head's context, its
+        // keys (transposed, head_dim rows of `keys_stride(S)`, or packed) and its S ×
+        // head_dim values (packed).
         let nh = c.num_attention_heads as usize;
         let hd = c.head_dim();
         let probs = nh.saturating_mul(
-            QROWS.saturating_mul(seq.saturating_add(hd)).saturating_add(seq.saturating_mul(hd).saturating_mul(2)),
+            QROWS
+                .saturating_mul(seq.saturating_add(hd))
+                .saturating_add(seq.saturating_mul(hd))
+                .saturating_add(keys_stride(seq).saturating_mul(hd)),
         );
         // i32s holds the i32 accumulators of int8 GEMMs: a block of up to GEMM_ROWS output
         // rows of the widest hidden/FFN linear, and at least one row of any linear; then
