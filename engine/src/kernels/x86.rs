@@ -832,12 +832,13 @@ unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, w
                         None
                     };
                     let ahead = if first && !last { Some((j + 2 * BR, k0, kc)) } else { ahead };
-                    if let Some((r0, pk, plen)) = ahead {
-                        for r in r0..(r0 + BR).min(n) {
-                            // SAFETY: row r < n, bytes pk .. pk + plen ≤ k.
-                            unsafe { prefetch_l2(b.add(r * k + pk), plen) };
-                        }
-                    }
+                    let pf = ahead.filter(|&(r0, _, _)| r0 < n).map(|(r0, pk, len)| Prefetch {
+                        // SAFETY: row r0 < n, byte pk < k.
+                        first: unsafe { b.add(r0 * k + pk) },
+                        stride: k,
+                        rows: (n - r0).min(BR),
+                        len,
+                    });
                     // SAFETY: rows j .. j + cols ≤ j1 ≤ n, k0 < k.
                     let (bp, corr) = unsafe { tile_rows(b, k, k0, (j0, j, cols), &sums) };
                     // SAFETY: the panel holds kc/4 steps of `p·PANEL` u32; each weight pointer
@@ -847,10 +848,10 @@ unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, w
                         let out = c.add(i * n + j);
                         let panel = panel.cast_const().cast();
                         if p == 2 {
-                            bcast_tile::<2>(kc / 4, panel, &bp, Some(&corr), out, n, rows, cols, k0 > 0);
+                            bcast_tile::<2>(kc / 4, panel, &bp, Some(&corr), out, n, rows, cols, k0 > 0, pf);
                         } else {
                             let corr = (!bias_lane).then_some(&corr);
-                            bcast_tile::<1>(kc / 4, panel, &bp, corr, out, n, rows, cols, k0 > 0);
+                            bcast_tile::<1>(kc / 4, panel, &bp, corr, out, n, rows, cols, k0 > 0, pf);
                         }
                     }
                     j += BR;
@@ -928,6 +929,14 @@ unsafe fn vnni_steps<const W: usize>(
         let mut j = 0;
         while j < n {
             let cols = (n - j).min(BR);
+            // The rows two tiles ahead, into L2 while this tile runs (`bcast_acc_pf`).
+            let pf = (j + 2 * BR < n).then(|| Prefetch {
+                // SAFETY: row j + 2·BR < n, byte k0 < k.
+                first: unsafe { b.add((j + 2 * BR) * k + k0) },
+                stride: k,
+                rows: (n - j - 2 * BR).min(BR),
+                len: kc,
+            });
             // SAFETY: rows j .. j + cols ≤ n, offset k0 < k; each row holds kc bytes from
             // there; AVX-512 per the contract.
             let bp = unsafe { tile_ptrs(b, k, k0, j, cols) };
@@ -939,10 +948,10 @@ unsafe fn vnni_steps<const W: usize>(
             unsafe {
                 let (panel, out, add) = (panel.cast_const(), c.add(j), k0 > 0);
                 match (W, p) {
-                    (16, 2) => quad_tile::<2>(kc / W, panel, &bp, &corr, out, n, m, cols, add),
-                    (16, _) => quad_tile::<1>(kc / W, panel, &bp, &corr, out, n, m, cols, add),
-                    (_, 2) => pair_tile::<2>(kc / W, panel, &bp, &corr, out, n, m, cols, add),
-                    _ => pair_tile::<1>(kc / W, panel, &bp, &corr, out, n, m, cols, add),
+                    (16, 2) => quad_tile::<2>(kc / W, panel, &bp, &corr, out, n, m, cols, add, pf),
+                    (16, _) => quad_tile::<1>(kc / W, panel, &bp, &corr, out, n, m, cols, add, pf),
+                    (_, 2) => pair_tile::<2>(kc / W, panel, &bp, &corr, out, n, m, cols, add, pf),
+                    _ => pair_tile::<1>(kc / W, panel, &bp, &corr, out, n, m, cols, add, pf),
                 }
             }
             j += BR;
@@ -969,11 +978,12 @@ unsafe fn pair_tile<const P: usize>(
     rows: usize,
     cols: usize,
     add: bool,
+    pf: Option<Prefetch>,
 ) {
     // SAFETY: loads inside the panel and the weight rows, stores inside the tile of `c`,
     // per the contract.
     unsafe {
-        let acc = bcast_acc::<P, 8, BR>(steps, panel, b);
+        let acc = bcast_acc_pf::<P, 8, BR>(steps, panel, b, pf);
         let mask: __mmask16 = (1u16 << cols) - 1;
         for q in 0..P {
             // Lane 2t: token t's two halves added, less the bias correction.
@@ -1010,11 +1020,12 @@ unsafe fn quad_tile<const P: usize>(
     rows: usize,
     cols: usize,
     add: bool,
+    pf: Option<Prefetch>,
 ) {
     // SAFETY: loads inside the panel and the weight rows, stores inside the tile of `c`,
     // per the contract.
     unsafe {
-        let acc = bcast_acc::<P, 16, BR>(steps, panel, b);
+        let acc = bcast_acc_pf::<P, 16, BR>(steps, panel, b, pf);
         let mask: __mmask16 = (1u16 << cols) - 1;
         // Lane 4t + r of group g: the bias correction of weight row 4g + r.
         // (Loops, not closures: a closure would not be compiled for AVX-512.)
@@ -1521,11 +1532,12 @@ unsafe fn bcast_tile<const P: usize>(
     rows: usize,
     cols: usize,
     add: bool,
+    pf: Option<Prefetch>,
 ) {
     // SAFETY: loads inside the panel and the weight rows, stores inside the tile of `c`,
     // per the contract.
     unsafe {
-        let acc = bcast_acc::<P, 4, BR>(steps, panel, b);
+        let acc = bcast_acc_pf::<P, 4, BR>(steps, panel, b, pf);
         let mask: __mmask16 = (1u16 << cols) - 1;
         // One panel's accumulators, passed by value with constant panel indices: a loop over
         // `q` indexed `acc` at run time, which kept it in memory (a `memset` per tile).
@@ -1552,12 +1564,54 @@ unsafe fn bcast_acc<const P: usize, const W: usize, const NR: usize>(
     panel: *const u8,
     b: &[*const i8; NR],
 ) -> [[__m512i; P]; NR] {
-    // SAFETY: loads inside the panel and the weight rows, per the contract.
+    // SAFETY: the contract, passed on; no prefetch.
+    unsafe { bcast_acc_pf::<P, W, NR>(steps, panel, b, None) }
+}
+
+/// Weight rows to request into L2 while a tile runs: `rows` rows `stride` bytes apart from
+/// `first`, `len` bytes of each.
+#[derive(Clone, Copy)]
+struct Prefetch {
+    first: *const i8,
+    stride: usize,
+    rows: usize,
+    len: usize,
+}
+
+/// [`bcast_acc`], issuing one `prefetcht1` per step through `pf`'s lines, row by row (a
+/// tile has at least as many steps as lines to fetch when `pf.len ≤ 4·steps` and
+/// `pf.rows ≤ 16`: 12 rows of `4·steps` bytes are `3·steps/4` lines); spread over the steps,
+/// they do not stall the tile on a full miss queue as a burst before it did.
+///
+/// # Safety
+/// As [`bcast_acc`]; `pf`'s rows lie inside one allocation.
+#[inline(always)]
+unsafe fn bcast_acc_pf<const P: usize, const W: usize, const NR: usize>(
+    steps: usize,
+    panel: *const u8,
+    b: &[*const i8; NR],
+    pf: Option<Prefetch>,
+) -> [[__m512i; P]; NR] {
+    // SAFETY: loads inside the panel and the weight rows, per the contract; prefetches
+    // never fault, and their addresses stay inside `pf`'s rows (`wrapping_add`).
     unsafe {
+        let (mut row, mut off, mut left, len, stride) = match pf {
+            Some(p) => (p.first, 0, p.rows, p.len, p.stride),
+            None => (core::ptr::null(), 0, 0, 0, 0),
+        };
         // Built element by element: an array repeat expression became a `memset` call
         // (and a `vzeroupper`) per tile.
         let mut acc: [[__m512i; P]; NR] = core::array::from_fn(|_| core::array::from_fn(|_| _mm512_setzero_si512()));
         for s in 0..steps {
+            for _ in 0..W / 4 {
+                if left > 0 {
+                    _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(off));
+                    off += 64;
+                    if off >= len {
+                        (row, off, left) = (row.wrapping_add(stride), 0, left - 1);
+                    }
+                }
+            }
             let mut av = [_mm512_setzero_si512(); P];
             for (q, v) in av.iter_mut().enumerate() {
                 *v = _mm512_loadu_si512(panel.add((s * P + q) * 64).cast());
