@@ -516,6 +516,13 @@ pub fn keys_stride(n: usize) -> usize {
 pub fn transpose_keys(keys: &[f32], stride: usize, n: usize, dh: usize, kt: &mut [f32]) {
     let ld = keys_stride(n);
     let kt = &mut kt[..dh * ld];
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if super::float_avx512() && n > 0 {
+        let keys = &keys[..(n - 1) * stride + dh];
+        // SAFETY: AVX-512F present (`float_avx512`); `keys` holds the n rows of dh read,
+        // `kt` dh rows of ld ≥ n.
+        return unsafe { avx512::transpose_keys(keys, stride, n, dh, ld, kt) };
+    }
     for j in 0..n {
         for (d, &v) in keys[j * stride..j * stride + dh].iter().enumerate() {
             kt[d * ld + j] = v;
@@ -545,6 +552,42 @@ mod avx512 {
 
     /// Query rows per register tile of the scores: 3 rows × 8 partial sums = 24 zmm.
     const SR: usize = 3;
+
+    /// `super::transpose_keys` in 16 × 16 blocks: 16 key rows loaded (masked to the `dh`
+    /// columns left), one in-register transpose, 16 stores (masked to the keys left).
+    ///
+    /// # Safety
+    /// AVX-512F present; `keys` holds rows `j·stride .. j·stride + dh` for `j < n`; `kt`
+    /// holds `dh` rows of `ld ≥ n`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn transpose_keys(keys: &[f32], stride: usize, n: usize, dh: usize, ld: usize, kt: &mut [f32]) {
+        let (keys, kt) = (&keys[..(n - 1) * stride + dh], &mut kt[..dh * ld]);
+        let mut j0 = 0;
+        while j0 < n {
+            let w = (n - j0).min(16);
+            let key_lanes = ((1u32 << w) - 1) as __mmask16;
+            let mut d0 = 0;
+            while d0 < dh {
+                let cols = ((1u32 << (dh - d0).min(16)) - 1) as __mmask16;
+                let rows: [__m512i; 16] = core::array::from_fn(|t| {
+                    if t < w {
+                        // SAFETY: masked to columns d0 + l < dh of key row j0 + t < n.
+                        unsafe { _mm512_maskz_loadu_epi32(cols, keys.as_ptr().add((j0 + t) * stride + d0).cast()) }
+                    } else {
+                        _mm512_setzero_si512()
+                    }
+                });
+                // SAFETY: register-only AVX-512F instructions.
+                let out = unsafe { crate::kernels::x86::transpose_16x16(rows) };
+                for (i, v) in out.iter().enumerate().take((dh - d0).min(16)) {
+                    // SAFETY: row d0 + i < dh of `kt`, masked to keys j0 + l < n ≤ ld.
+                    unsafe { _mm512_mask_storeu_epi32(kt.as_mut_ptr().add((d0 + i) * ld + j0).cast(), key_lanes, *v) };
+                }
+                d0 += 16;
+            }
+            j0 += 16;
+        }
+    }
 
     /// `out[r·n + j] = dot_f32(q_r, k_j)·scale + mask bias` for the `QROWS` rows of `qs`
     /// (`dh` each) against the transposed keys `kt` (`dh` rows of `keys_stride(n)`).
@@ -805,6 +848,33 @@ mod tests {
                 want.iter_mut().zip(&kv[j * stride..][..d]).for_each(|(o, &v)| *o += pj * v);
             }
             assert_eq!(bits(&e), bits(&want), "context s {s} d {d}");
+        }
+    }
+
+    /// `transpose_keys` (AVX-512 blocks where the `vnni` kernel runs) puts key `j`'s value
+    /// `d` at `d·keys_stride(n) + j` and leaves the padding past `n` alone: key counts and
+    /// head sizes around the 16 × 16 blocks.
+    #[test]
+    fn transposed_keys_land_where_the_scores_read_them() {
+        for (n, dh, stride) in
+            [(1, 64, 64), (15, 7, 9), (16, 16, 16), (17, 80, 96), (33, 64, 768), (128, 64, 768), (40, 3, 5)]
+        {
+            let keys: Vec<f32> = (0..(n - 1) * stride + dh).map(|i| i as f32 * 0.5 - 7.0).collect();
+            let ld = keys_stride(n);
+            assert!(ld >= n && (ld / 16) % 2 == 1, "n {n}: stride {ld}");
+            let mut kt = vec![f32::NAN; dh * ld + 5];
+            transpose_keys(&keys, stride, n, dh, &mut kt);
+            for d in 0..dh {
+                for j in 0..ld {
+                    let got = kt[d * ld + j];
+                    if j < n {
+                        assert_eq!(got.to_bits(), keys[j * stride + d].to_bits(), "n {n} dh {dh} key {j} value {d}");
+                    } else {
+                        assert!(got.is_nan(), "n {n} dh {dh}: padding {j} of row {d} written");
+                    }
+                }
+            }
+            assert!(kt[dh * ld..].iter().all(|v| v.is_nan()), "n {n} dh {dh}: past the rows");
         }
     }
 

@@ -1849,7 +1849,7 @@ unsafe fn pack_panel16(a: *const i16, k: usize, count: usize, steps: usize, dst:
 /// # Safety
 /// AVX-512F present.
 #[inline(always)]
-unsafe fn transpose_16x16(r: [__m512i; 16]) -> [__m512i; 16] {
+pub(super) unsafe fn transpose_16x16(r: [__m512i; 16]) -> [__m512i; 16] {
     // SAFETY: register-only AVX-512F instructions, present per the contract.
     unsafe {
         let mut t = [_mm512_setzero_si512(); 16];
