@@ -1578,10 +1578,11 @@ struct Prefetch {
     len: usize,
 }
 
-/// [`bcast_acc`], issuing one `prefetcht1` per step through `pf`'s lines, row by row (a
-/// tile has at least as many steps as lines to fetch when `pf.len ≤ 4·steps` and
-/// `pf.rows ≤ 16`: 12 rows of `4·steps` bytes are `3·steps/4` lines); spread over the steps,
-/// they do not stall the tile on a full miss queue as a burst before it did.
+/// [`bcast_acc`], issuing `W/4` `prefetcht1` per step through `pf`'s lines, row by row (a
+/// tile issues enough for all of them when `pf.len ≤ W·steps` and `pf.rows ≤ 16`: 12 rows
+/// of `W·steps` bytes are `3·W·steps/16` lines); spread over the steps, they do not stall
+/// the tile on a full miss queue as a burst before it did. Batching them every 8 steps,
+/// outside the step loop, ran at half the speed (`gemm_cold`): the loop lost registers.
 ///
 /// # Safety
 /// As [`bcast_acc`]; `pf`'s rows lie inside one allocation.
