@@ -518,9 +518,8 @@ pub fn transpose_keys(keys: &[f32], stride: usize, n: usize, dh: usize, kt: &mut
     let kt = &mut kt[..dh * ld];
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if super::float_avx512() && n > 0 {
-        let keys = &keys[..(n - 1) * stride + dh];
-        // SAFETY: AVX-512F present (`float_avx512`); `keys` holds the n rows of dh read,
-        // `kt` dh rows of ld ≥ n.
+        // SAFETY: AVX-512F present (`float_avx512`); the function slices `keys` to the n rows
+        // it reads and `kt` to dh rows of ld ≥ n, so a short slice panics there.
         return unsafe { avx512::transpose_keys(keys, stride, n, dh, ld, kt) };
     }
     for j in 0..n {
@@ -557,7 +556,7 @@ mod avx512 {
     /// columns left), one in-register transpose, 16 stores (masked to the keys left).
     ///
     /// # Safety
-    /// AVX-512F present; `keys` holds rows `j·stride .. j·stride + dh` for `j < n`; `kt`
+    /// AVX-512F present; `n ≥ 1`; `keys` holds rows `j·stride .. j·stride + dh` for `j < n`; `kt`
     /// holds `dh` rows of `ld ≥ n`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn transpose_keys(keys: &[f32], stride: usize, n: usize, dh: usize, ld: usize, kt: &mut [f32]) {

@@ -832,13 +832,7 @@ unsafe fn vnni_bcast(m: usize, n: usize, k: usize, a: *const i8, b: *const i8, w
                         None
                     };
                     let ahead = if first && !last { Some((j + 2 * BR, k0, kc)) } else { ahead };
-                    let pf = ahead.filter(|&(r0, _, _)| r0 < n).map(|(r0, pk, len)| Prefetch {
-                        // SAFETY: row r0 < n, byte pk < k.
-                        first: unsafe { b.add(r0 * k + pk) },
-                        stride: k,
-                        rows: (n - r0).min(BR),
-                        len,
-                    });
+                    let pf = ahead.and_then(|(r0, pk, len)| Prefetch::tile(b, n, k, r0, pk, len));
                     // SAFETY: rows j .. j + cols ≤ j1 ≤ n, k0 < k.
                     let (bp, corr) = unsafe { tile_rows(b, k, k0, (j0, j, cols), &sums) };
                     // SAFETY: the panel holds kc/4 steps of `p·PANEL` u32; each weight pointer
@@ -930,13 +924,7 @@ unsafe fn vnni_steps<const W: usize>(
         while j < n {
             let cols = (n - j).min(BR);
             // The rows two tiles ahead, into L2 while this tile runs (`bcast_acc_pf`).
-            let pf = (j + 2 * BR < n).then(|| Prefetch {
-                // SAFETY: row j + 2·BR < n, byte k0 < k.
-                first: unsafe { b.add((j + 2 * BR) * k + k0) },
-                stride: k,
-                rows: (n - j - 2 * BR).min(BR),
-                len: kc,
-            });
+            let pf = Prefetch::tile(b, n, k, j + 2 * BR, k0, kc);
             // SAFETY: rows j .. j + cols ≤ n, offset k0 < k; each row holds kc bytes from
             // there; AVX-512 per the contract.
             let bp = unsafe { tile_ptrs(b, k, k0, j, cols) };
@@ -1576,6 +1564,22 @@ struct Prefetch {
     stride: usize,
     rows: usize,
     len: usize,
+}
+
+impl Prefetch {
+    /// The tile of weight rows from `r0` (up to `BR` of them), bytes `pk .. pk + len` of
+    /// each, of the `n × k` weights at `b`; `None` when `r0` is past the last row.
+    #[inline(always)]
+    fn tile(b: *const i8, n: usize, k: usize, r0: usize, pk: usize, len: usize) -> Option<Prefetch> {
+        (r0 < n && pk < k).then(|| Prefetch {
+            // Prefetches never fault; the pointer itself stays inside the weights (row r0 < n,
+            // byte pk < k).
+            first: b.wrapping_add(r0 * k + pk),
+            stride: k,
+            rows: (n - r0).min(BR),
+            len,
+        })
+    }
 }
 
 /// [`bcast_acc`], issuing `W/4` `prefetcht1` per step through `pf`'s lines, row by row (a

@@ -912,13 +912,14 @@ fn attention_heads(
     let ctx = Columns::new(ctx, b * queries, h, heads, d);
     // Per head: QROWS rows of probabilities and of context, its keys (transposed for the
     // AVX-512 scores, else packed) and its values packed (`scratch::Plan`).
-    let unit = QROWS * (s + d) + attention::keys_stride(s) * d + s * d;
+    let kt_len = attention::keys_stride(s) * d;
+    let unit = QROWS * (s + d) + kt_len + s * d;
     let probs = Chunks::new(probs, heads, unit);
     par.run(&heads, &|p| {
         let mut ctx = ctx.take(p);
         let (probs, rest) = probs.take(p)[..unit].split_at_mut(QROWS * s);
         let (out, rest) = rest.split_at_mut(QROWS * d);
-        let (kt, vp) = rest.split_at_mut(attention::keys_stride(s) * d);
+        let (kt, vp) = rest.split_at_mut(kt_len);
         let first = ctx.cols().start;
         for head in heads.range(p) {
             let col = head * d;
